@@ -1,0 +1,1 @@
+"""Converters from published ship datasets to YOLO training sets, a synthetic scene generator, merge and stats."""

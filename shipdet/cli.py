@@ -1,0 +1,62 @@
+"""The `shipdet` command. Each component adds its own subcommands; heavy imports happen inside them."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from shipdet.errors import ShipdetError
+from shipdet.progress import setup_logging
+
+app = typer.Typer(
+    name="shipdet",
+    help="Ship detection in satellite imagery: datasets, training, export, serving, re-scoring, voyage counting.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+def _register() -> None:
+    from shipdet.datasets.cli import app as datasets_app
+    from shipdet.rescore_cli import register as register_rescore
+    from shipdet.serve.cli import register as register_serve
+    from shipdet.train.cli import register as register_train
+    from shipdet.voyages_cli import register as register_voyages
+
+    app.add_typer(datasets_app, name="datasets", help="Convert published ship datasets to YOLO sets; merge; stats.")
+    register_train(app)
+    register_serve(app)
+    register_rescore(app)
+    register_voyages(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: typed shipdet errors become one clear line and exit status 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except ShipdetError as exc:
+        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,77 @@
+"""What a training run records so its model can be trusted later: data hash, code commit, configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _image_lists(data_yaml: Path) -> list[Path]:
+    data = yaml.safe_load(data_yaml.read_text())
+    root = Path(data.get("path") or data_yaml.parent)
+    images: list[Path] = []
+    for key in ("train", "val"):
+        entries = data[key] if isinstance(data[key], list) else [data[key]]
+        for entry in entries:
+            p = Path(entry) if Path(entry).is_absolute() else root / entry
+            if p.suffix == ".txt":
+                images += [Path(x) for x in p.read_text().split()]
+            else:
+                images += sorted(q for q in p.rglob("*") if q.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif"))
+    return images
+
+
+def dataset_hash(data_yaml: Path) -> str:
+    """sha256 over every train/val image's name, bytes and label text: changes when any of them changes."""
+    digest = hashlib.sha256()
+    for image in sorted(_image_lists(data_yaml)):
+        digest.update(image.name.encode())
+        digest.update(hashlib.sha256(image.read_bytes()).digest())
+        label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
+        digest.update(label.read_bytes() if label.is_file() else b"-")
+    return digest.hexdigest()
+
+
+def git_commit(start: Path | None = None) -> str:
+    """The code's commit, with `+dirty` when the working tree has changes; `unknown` outside git."""
+    cwd = start or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def write_run_record(save_dir: Path, config: dict[str, Any], data_yaml: Path) -> dict[str, Any]:
+    import torch
+    import ultralytics
+
+    record = {
+        "config": config,
+        "dataset": str(data_yaml),
+        "dataset_sha256": dataset_hash(data_yaml),
+        "git_commit": git_commit(),
+        "command": " ".join(sys.argv),
+        "versions": {"ultralytics": ultralytics.__version__, "torch": torch.__version__},
+    }
+    save_dir.mkdir(parents=True, exist_ok=True)
+    (save_dir / "shipdet_run.json").write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def read_run_record(weights: Path) -> dict[str, Any]:
+    """The record of the run a checkpoint came from (`<run>/weights/best.pt` -> `<run>/shipdet_run.json`)."""
+    for folder in (weights.parent, weights.parent.parent):
+        path = folder / "shipdet_run.json"
+        if path.is_file():
+            return dict(json.loads(path.read_text()))
+    return {}
