@@ -20,6 +20,10 @@ from shipdet.tiling import tile_windows
 
 XVIEW_VESSELS = {40: "maritime_vessel", 41: "motorboat", 42: "sailboat", 44: "tugboat", 45: "barge",
                  47: "fishing_vessel", 49: "ferry", 50: "yacht", 51: "container_ship", 52: "oil_tanker"}
+# The 60 type_ids of xView's class list; the published GeoJSON also holds a few others (e.g. 75, 82).
+XVIEW_TYPE_IDS = frozenset([11, 12, 13, 15, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28, 29, 32, 33, 34, 35, 36, 37,
+                            38, 40, 41, 42, 44, 45, 47, 49, 50, 51, 52, 53, 54, 55, 56, 57, 59, 60, 61, 62, 63, 64,
+                            65, 66, 71, 72, 73, 74, 76, 77, 79, 83, 84, 86, 89, 91, 93, 94])
 XVIEW_GSD_M = 0.3
 TAXONOMIES = {
     "ship": ",".join(f"{k}=ship" for k in XVIEW_VESSELS) + ",*=drop",
@@ -43,10 +47,15 @@ def read_xview_labels(geojson: Path, class_map: ClassMap) -> tuple[dict[str, lis
         props = feature.get("properties", {})
         try:
             type_id = int(props["type_id"])
+            if type_id not in XVIEW_TYPE_IDS:
+                raise ValueError(f"unknown type_id {type_id}")
             target = class_map.target_id(type_id)
             if target is None:
                 continue
-            box = [float(v) for v in str(props["bounds_imcoords"]).split(",")]
+            try:
+                box = [float(v) for v in str(props["bounds_imcoords"]).split(",")]
+            except ValueError:
+                box = []
             if len(box) != 4 or not (box[2] > box[0] and box[3] > box[1]):
                 raise ValueError(f"bad bounds_imcoords {props['bounds_imcoords']!r}")
             boxes[str(props["image_id"])].append((box, target))

@@ -1,0 +1,125 @@
+import json
+
+import numpy as np
+import pytest
+import yaml
+from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shipdet.datasets.merge import merge_sets
+from shipdet.datasets.split import assign_groups
+from shipdet.datasets.synth import SynthConfig, make_scene
+from shipdet.datasets.synth_set import write_synth_set
+from shipdet.datasets.xview import convert_xview
+
+from shipdet.formats import from_yolo_lines
+from tests.conftest import write_geotiff
+
+pytest.importorskip("rasterio")
+
+
+def test_xview_fixture_tiles_clip_and_skip(tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (700, 900, 3), dtype=np.uint8)
+    write_geotiff(tmp_path / "10.tif", img, Affine(0.3, 0, 500000, 0, -0.3, 4000000), "EPSG:32653")
+    feats = [
+        {"properties": {"image_id": "10.tif", "type_id": 52, "bounds_imcoords": "300,100,360,130"}},  # tanker
+        {"properties": {"image_id": "10.tif", "type_id": 41, "bounds_imcoords": "630,400,700,420"}},  # at a seam
+        {"properties": {"image_id": "10.tif", "type_id": 18, "bounds_imcoords": "10,10,50,50"}},  # a car: drop
+        {"properties": {"image_id": "10.tif", "type_id": 75, "bounds_imcoords": "1,1,5,5"}},  # unknown id
+        {"properties": {"image_id": "10.tif", "type_id": 40, "bounds_imcoords": "bad"}},
+        {"properties": {"image_id": "99.tif", "type_id": 40, "bounds_imcoords": "1,1,9,9"}},  # image missing
+    ]
+    (tmp_path / "xview.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    out = tmp_path / "out"
+    report = convert_xview(tmp_path / "xview.geojson", tmp_path, out, taxonomy="fine", tile=320, overlap=32)
+    assert any("unknown type_id 75" in s for s in report.skipped)
+    assert any("bounds_imcoords" in s for s in report.skipped)
+    assert any("99.tif" in s for s in report.skipped)
+    assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "ship", 1: "oil_tanker"}
+    classes = set()
+    for label in (out / "labels").glob("*.txt"):
+        dets = from_yolo_lines(label.read_text().splitlines(), 320, 320)
+        assert np.all(dets.xyxy >= -1e-3) and np.all(dets.xyxy <= 320 + 1e-3)  # never outside its tile
+        classes |= set(dets.class_id.tolist())
+    assert classes == {0, 1} and report.boxes >= 2
+
+
+def test_synth_is_deterministic_and_labels_lie_inside():
+    cfg = SynthConfig(width=160, height=128, gsd_m=4.0, empty_fraction=0.0)
+    a_img, a = make_scene(7, cfg)
+    b_img, b = make_scene(7, cfg)
+    c_img, _ = make_scene(8, cfg)
+    assert np.array_equal(a_img, b_img) and np.array_equal(a.obb, b.obb)
+    assert not np.array_equal(a_img, c_img)
+    for seed in range(20):
+        img, dets = make_scene(seed, cfg)
+        h, w = img.shape[:2]
+        corners = dets.corners()
+        assert np.all(corners >= -1e-6) and np.all(corners[..., 0] <= w + 1e-6) and np.all(corners[..., 1] <= h + 1e-6)
+        ratio = dets.obb[:, 2] / dets.obb[:, 3]
+        assert np.all((ratio > 2.5) & (ratio < 8.5))
+
+
+def test_synth_geotiff_scenes(tmp_path):
+    import rasterio
+
+    report = write_synth_set(tmp_path / "s", 3, seed=1, cfg=SynthConfig(width=96, height=96, empty_fraction=0),
+                             geotiff=True)
+    assert report.images == 3
+    with rasterio.open(tmp_path / "s" / "scenes" / "synth_1_00000.tif") as src:
+        assert src.crs.to_epsg() == 32653 and src.count == 3
+    labels = json.loads((tmp_path / "s" / "scenes" / "synth_1_00000.labels.json").read_text())["ships"]
+    assert all(132.9 < s["lon"] < 133.3 and 42.6 < s["lat"] < 42.8 for s in labels)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 30), st.integers(1, 20)),
+                min_size=1, max_size=60, unique_by=lambda t: (t[0], t[1])), st.floats(0.0, 0.6), st.integers(0, 5))
+def test_split_assigns_each_group_to_one_side(groups, fraction, seed):
+    items = [(s, f"g{g}", n) for s, g, n in groups]
+    sides = assign_groups(items, fraction, seed)
+    assert set(sides) == {f"{s}:g{g}" for s, g, _ in groups}
+    assert set(sides.values()) <= {"train", "val"}
+    assert sides == assign_groups(items, fraction, seed)
+
+
+def test_merge_never_splits_a_group(tmp_path):
+    a = tmp_path / "a"
+    write_synth_set(a, 12, seed=2, cfg=SynthConfig(width=64, height=64))
+    b = tmp_path / "b"
+    write_synth_set(b, 6, seed=3, cfg=SynthConfig(width=64, height=64))
+    report = merge_sets([a, b], tmp_path / "m", val_fraction=0.3, train_only=["none"])
+    rows = [line.split(",") for line in (tmp_path / "m" / "split.csv").read_text().splitlines()[1:]]
+    sides: dict[tuple[str, str], set[str]] = {}
+    for source, group, _, side in rows:
+        sides.setdefault((source, group), set()).add(side)
+    assert all(len(v) == 1 for v in sides.values())
+    assert len(rows) == 18 and "Merged training set" in report
+    train = (tmp_path / "m" / "train.txt").read_text().split()
+    val = (tmp_path / "m" / "val.txt").read_text().split()
+    assert not set(train) & set(val) and len(train) + len(val) == 18
+
+
+def test_real_merge_of_all_four(real_data, tmp_path):
+    from shipdet.datasets.airbus import convert_airbus
+    from shipdet.datasets.classmap import ClassMap
+    from shipdet.datasets.labelfiles import convert_yolo
+    from shipdet.datasets.stats import dataset_stats
+    from shipdet.datasets.voc import convert_voc
+
+    convert_airbus(real_data / "airbus" / "train_ship_segmentations_v2.csv", real_data / "airbus" / "train_v2",
+                   tmp_path / "airbus")
+    convert_voc(real_data / "boats" / "annotations", real_data / "boats" / "images", tmp_path / "boats",
+                ClassMap.parse("*=ship"), source="boats")
+    convert_yolo(real_data / "vhr" / "images", real_data / "vhr" / "labels", tmp_path / "vhr",
+                 ClassMap.parse("naval=ship,Merchant=ship,dock=drop,other_vessel=ship"),
+                 real_data / "vhr" / "classes.txt", source="vhr", gsd_m=0.3)
+    from shipdet.datasets.coco import convert_coco
+
+    convert_coco(real_data / "sentinel2-ports" / "coco_annotations.json", [real_data / "sentinel2-ports"],
+                 tmp_path / "s2", ClassMap.parse(None), source="s2ports", gsd_m=10, tile=640)
+    report = merge_sets([tmp_path / n for n in ("airbus", "boats", "vhr", "s2")], tmp_path / "merged")
+    for source in ("airbus", "boats", "vhr", "s2ports"):
+        assert f"| {source} |" in report
+    stats = dataset_stats(tmp_path / "merged")
+    assert stats["train"]["images"] > 0 and stats["val"]["images"] > 0 and stats["val"]["size_m"]
