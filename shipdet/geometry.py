@@ -151,23 +151,32 @@ def nms(
     """Greedy non-maximum suppression; returns kept indices, best first.
 
     `boxes` are (N, 4) axis-aligned or (N, 5) oriented. With `class_ids`, boxes of different classes never
-    suppress each other. `priority` (higher first) orders candidates before the score does.
+    suppress each other. `priority` (higher first) orders candidates before the score does. Each kept box is
+    compared only with the candidates still standing, so the cost is O(N x kept), not O(N^2).
     """
-    b = np.asarray(boxes, dtype=np.float64)
+    b = np.array(boxes, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(s) == 0:
         return np.zeros(0, dtype=np.int64)
     keys = (-s,) if priority is None else (-s, -np.asarray(priority, dtype=np.float64))
     order = np.lexsort(keys)
-    overlap = obb_iou(b, b) if b.shape[1] == 5 else box_iou(b, b)
+    oriented = b.shape[1] == 5
     if class_ids is not None:
-        cls = np.asarray(class_ids).reshape(-1)
-        overlap = np.where(cls[:, None] == cls[None, :], overlap, 0.0)
-    suppressed = np.zeros(len(s), dtype=bool)
+        # Move each class far apart so boxes of different classes never overlap.
+        span = float(np.abs(b[:, :4]).max() * 4 + 1.0)
+        offset = np.asarray(class_ids, dtype=np.float64).reshape(-1) * span
+        if oriented:
+            b[:, 0] += offset
+        else:
+            b += offset[:, None]
+    overlap = obb_iou if oriented else box_iou
     keep: list[int] = []
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(int(i))
-        suppressed |= overlap[i] > iou_threshold
+    remaining = order
+    while remaining.size:
+        best = remaining[0]
+        keep.append(int(best))
+        rest = remaining[1:]
+        if rest.size == 0:
+            break
+        remaining = rest[overlap(b[best:best + 1], b[rest])[0] <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)

@@ -1,0 +1,92 @@
+"""Metrics against hand computations and against pycocotools on the same predictions."""
+
+import numpy as np
+import pytest
+
+from shipdet.detections import Detections
+from shipdet.metrics import airbus_f2, average_precision, match_at, recall_by_size
+
+
+def D(boxes, scores=None, cls=None):
+    b = np.array(boxes, dtype=float).reshape(-1, 4)
+    return Detections(b, np.ones(len(b)) if scores is None else np.array(scores, float),
+                      np.zeros(len(b), int) if cls is None else np.array(cls))
+
+
+def test_airbus_f2_hand_computed():
+    truth = D([[0, 0, 10, 10], [20, 20, 30, 30]])
+    # One exact hit (IoU 1), one miss, one false positive: at every threshold TP=1, FN=1, FP=1.
+    pred = D([[0, 0, 10, 10], [50, 50, 60, 60]])
+    assert airbus_f2(pred, truth) == pytest.approx(5 / (5 + 4 + 1))
+    # A box with IoU 0.64 (8x8 inside 10x10 ... shifted): hits at thresholds 0.5, 0.55, 0.6 only.
+    pred = D([[0, 0, 8, 8]])
+    iou = 64 / 100
+    hits = sum(t < iou for t in np.arange(0.5, 0.951, 0.05))
+    per_t = [5 / (5 + 4 * 0 + 0) if t < iou else 0.0 for t in np.arange(0.5, 0.951, 0.05)]
+    assert hits == 3 and airbus_f2(pred, D([[0, 0, 10, 10]])) == pytest.approx(np.mean(per_t))
+    assert airbus_f2(D([]), D([])) == 1.0  # empty image, nothing predicted
+    assert airbus_f2(D([[0, 0, 5, 5]]), D([])) == 0.0
+    assert airbus_f2(D([]), D([[0, 0, 5, 5]])) == 0.0
+
+
+def test_ap_hand_computed():
+    truths = [D([[0, 0, 10, 10], [20, 20, 30, 30]])]
+    preds = [D([[0, 0, 10, 10], [100, 100, 110, 110], [20, 20, 30, 30]], scores=[0.9, 0.8, 0.7])]
+    # Ranked: hit (P=1, R=.5), miss (P=.5, R=.5), hit (P=2/3, R=1); interpolated P = 1 up to R=.5, 2/3 after.
+    expected = (51 * 1.0 + 50 * (2 / 3)) / 101
+    assert average_precision(preds, truths, [0.5])[0.5] == pytest.approx(expected)
+
+
+def test_counts_and_recall_by_size():
+    truths = [D([[0, 0, 10, 4], [20, 20, 60, 30]])]
+    preds = [D([[0, 0, 10, 4], [200, 200, 210, 210]], scores=[0.9, 0.3])]
+    counts, found = match_at(preds, truths, conf=0.25, iou=0.5)
+    assert (counts.tp, counts.fp, counts.fn) == (1, 1, 1)
+    assert counts.f1 == pytest.approx(0.5)
+    rows = recall_by_size(truths, found, [16, 32])
+    assert [r["ships"] for r in rows] == [1, 0, 1] and rows[0]["recall"] == 1.0 and rows[2]["recall"] == 0.0
+    rows_m = recall_by_size(truths, found, [25, 100], scale=[3.0])
+    assert [r["ships"] for r in rows_m] == [0, 1, 1]
+
+
+def test_map_matches_pycocotools(rng):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    truths, preds = [], []
+    images, anns, dets = [], [], []
+    for image_id in range(1, 16):
+        n = rng.integers(0, 6)
+        xy = rng.uniform(0, 400, (n, 2))
+        wh = rng.uniform(8, 80, (n, 2))
+        gt = np.concatenate([xy, xy + wh], axis=1)
+        cls = rng.integers(0, 2, n)
+        # Predictions: jittered truths (some), plus random false positives, random scores.
+        keep = rng.random(n) < 0.8
+        jitter = gt[keep] + rng.normal(0, 4, (keep.sum(), 4))
+        fp = rng.uniform(0, 400, (rng.integers(0, 4), 2))
+        fps = np.concatenate([fp, fp + rng.uniform(8, 60, (len(fp), 2))], axis=1)
+        pb = np.concatenate([jitter, fps])
+        pc = np.concatenate([cls[keep], rng.integers(0, 2, len(fps))])
+        ps = rng.uniform(0.05, 1.0, len(pb))
+        truths.append(D(gt, cls=cls))
+        preds.append(D(pb, ps, pc))
+        images.append({"id": image_id, "width": 500, "height": 500})
+        for b, c in zip(gt, cls, strict=True):
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": int(c) + 1, "iscrowd": 0,
+                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "area": (b[2] - b[0]) * (b[3] - b[1])})
+        for b, c, s in zip(pb, pc, ps, strict=True):
+            dets.append({"image_id": image_id, "category_id": int(c) + 1, "score": float(s),
+                         "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+    gt_coco = COCO()
+    gt_coco.dataset = {"images": images, "annotations": anns,
+                       "categories": [{"id": 1, "name": "ship"}, {"id": 2, "name": "tanker"}]}
+    gt_coco.createIndex()
+    evaluator = COCOeval(gt_coco, gt_coco.loadRes(dets), "bbox")
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    ours = average_precision(preds, truths)
+    assert np.mean(list(ours.values())) == pytest.approx(evaluator.stats[0], abs=1e-6)  # mAP50-95
+    assert ours[0.5] == pytest.approx(evaluator.stats[1], abs=1e-6)  # mAP50
