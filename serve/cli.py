@@ -1,11 +1,46 @@
-"""`shipdet serve`."""
+"""`shipdet serve`: uvicorn with a graceful drain (readiness turns 503 at SIGTERM, in-flight requests finish)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import typer
 
 
+def run_server(app: Any, host: str, port: int, grace_s: float, log_level: str = "info") -> None:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.service.draining = True  # /readyz says 503 from this moment
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(grace_s),
+                            access_log=False, proxy_headers=False)
+    DrainingServer(config).run()
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def serve() -> None:
-        """Serve a model over HTTP (FastAPI + onnxruntime, dynamic batching)."""
+    def serve(
+        model: Path = typer.Option(None, help="ONNX model (default: the bundled weights/shipdet-default.onnx)."),
+        host: str = typer.Option(None, help="Listen address (default 127.0.0.1)."),
+        port: int = typer.Option(None, help="Port (default 8000)."),
+        api_keys_file: Path = typer.Option(None, help="File with one API key a line."),
+        allow_public_without_key: bool = typer.Option(False, help="Listen beyond loopback without a key."),
+        providers: str = typer.Option(None, help="Execution providers in order, e.g. tensorrt,cuda,cpu."),
+        max_batch: int = typer.Option(None, help="Tiles per model call (dynamic batching)."),
+        max_delay_ms: float = typer.Option(None, help="Longest wait to fill a batch."),
+        log_level: str = typer.Option("info"),
+    ) -> None:
+        """Serve a model over HTTP (FastAPI + onnxruntime, dynamic batching). Settings: SHIPDET_SERVE_*."""
+        from shipdet.serve.app import create_app
+        from shipdet.serve.settings import ServeSettings
+
+        given: dict[str, Any] = {"model": model, "host": host, "port": port, "api_keys_file": api_keys_file,
+                 "allow_public_without_key": allow_public_without_key or None, "max_batch": max_batch,
+                 "max_delay_ms": max_delay_ms,
+                 "providers": [p.strip() for p in providers.split(",")] if providers else None}
+        settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+        run_server(create_app(settings), settings.host, settings.port, settings.shutdown_grace_s, log_level)

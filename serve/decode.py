@@ -76,7 +76,10 @@ def _pillow(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
             if img.mode in ("I;16", "I;16B", "I", "F"):
                 return to_rgb8(np.asarray(img))
             return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard can fire while reading the header
+        raise ImageTooLargeError(f"image refused as a decompression bomb ({exc})",
+                                 "cut it into tiles, or use `shipdet rescore` for whole scenes") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"corrupt or truncated image ({exc})") from exc
 
 

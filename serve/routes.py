@@ -1,0 +1,205 @@
+"""The native API: /v1/detect, /v1/detect/batch, /v1/models, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from shipdet.serve.auth import require_api_key
+from shipdet.serve.batcher import DetectParams, QueueFullError
+from shipdet.serve.decode import decode_image
+from shipdet.serve.errors import ApiError
+from shipdet.serve.postprocess import letterbox_into
+from shipdet.serve.state import ServiceState
+
+from shipdet.errors import ImageDecodeError, ImageTooLargeError
+from shipdet.formats import detection_records, to_geojson
+from shipdet.georef import GeoReference, georeference
+
+IMAGE_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/tiff", "application/octet-stream"}
+DETECT_PARAMS = {"conf", "iou", "classes", "transform", "crs", "geometry", "max_det"}
+
+router = APIRouter()
+
+
+def state(request: Request) -> ServiceState:
+    svc: ServiceState = request.app.state.service
+    return svc
+
+
+def known_params(allowed: set[str]) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    async def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise ApiError(422, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown)}",
+                           {"allowed": sorted(allowed)})
+    return check
+
+
+class DetectQuery:
+    def __init__(
+        self,
+        conf: Annotated[float | None, Query(ge=0, le=1, description="Confidence threshold.")] = None,
+        iou: Annotated[float | None, Query(ge=0, le=1, description="NMS IoU threshold.")] = None,
+        classes: Annotated[str | None, Query(pattern=r"^\d+(,\d+)*$", description="Class ids, e.g. 0,2")] = None,
+        transform: Annotated[str | None, Query(description="Affine a,b,c,d,e,f (pixel -> CRS).")] = None,
+        crs: Annotated[str | None, Query(description="CRS of the transform, e.g. EPSG:32653.")] = None,
+        geometry: Annotated[str, Query(pattern="^(point|box)$", description="GeoJSON geometry.")] = "point",
+        max_det: Annotated[int, Query(ge=1, le=3000)] = 300,
+    ) -> None:
+        self.conf, self.iou, self.geometry, self.max_det = conf, iou, geometry, max_det
+        self.classes = [int(c) for c in classes.split(",")] if classes else None
+        self.ref: GeoReference | None = None
+        if (transform is None) != (crs is None):
+            raise ApiError(422, "bad_georeference", "give both `transform` and `crs`, or neither")
+        if transform is not None and crs is not None:
+            try:
+                coeffs = [float(v) for v in transform.split(",")]
+            except ValueError:
+                raise ApiError(422, "bad_georeference", "transform must be six numbers a,b,c,d,e,f") from None
+            self.ref = GeoReference.from_parts(coeffs, crs)
+
+
+async def read_tiles(request: Request, max_tiles: int) -> list[tuple[str, bytes]]:
+    """The image(s) of a request: a raw image body, or the files of a multipart form."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        try:
+            form = await request.form(max_files=max_tiles + 1, max_fields=max_tiles + 8)
+        except Exception as exc:  # starlette's multipart errors: malformed, too many parts
+            if "Too many files" in str(exc):
+                raise ApiError(413, "too_many_tiles", f"at most {max_tiles} tiles per request") from None
+            raise ApiError(422, "bad_multipart", f"malformed multipart body: {exc}") from None
+        files = [(str(getattr(v, "filename", "") or k), await v.read()) for k, v in form.multi_items()
+                 if hasattr(v, "read")]
+        await form.close()
+        if not files:
+            raise ApiError(422, "no_image", "the multipart form holds no file")
+        if len(files) > max_tiles:
+            raise ApiError(413, "too_many_tiles", f"{len(files)} tiles sent, at most {max_tiles} per request",
+                           {"max_tiles": max_tiles})
+        return files
+    if ctype and ctype not in IMAGE_TYPES:
+        raise ApiError(415, "unsupported_media_type", f"content type {ctype!r} is not supported",
+                       {"supported": sorted(IMAGE_TYPES | {"multipart/form-data"})})
+    body = await request.body()
+    if not body:
+        raise ApiError(422, "empty_body", "the request body is empty", {"hint": "send the tile's bytes"})
+    return [("body", body)]
+
+
+async def detect_tile(svc: ServiceState, data: bytes, q: DetectQuery) -> dict[str, Any]:
+    started = time.perf_counter()
+    engine = svc.engine_or_503()
+    batcher = svc.batcher
+    assert batcher is not None  # engine_or_503 guarantees it
+    loop = asyncio.get_running_loop()
+
+    def prepare() -> tuple[Any, Any, Any]:
+        decoded = decode_image(data, svc.settings.max_pixels)
+        h, w = engine.input_size
+        tensor = np.empty((3, h, w), dtype=np.float32)
+        return decoded, tensor, letterbox_into(decoded.pixels, tensor, (h, w))
+
+    decoded, tensor, box = await loop.run_in_executor(svc.decode_pool, prepare)
+    params = DetectParams(q.conf if q.conf is not None else svc.settings.conf,
+                          q.iou if q.iou is not None else svc.settings.iou, q.classes, q.max_det)
+    try:
+        dets, timing = await asyncio.wait_for(batcher.submit(tensor, box, params),
+                                              svc.settings.request_timeout_s)
+    except QueueFullError:
+        svc.metrics.reject("queue_full")
+        raise ApiError(503, "queue_full", "the model's queue is full, retry shortly",
+                       {"queue_size": svc.settings.queue_size}, headers={"Retry-After": "1"}) from None
+    except TimeoutError:
+        svc.metrics.reject("deadline")
+        raise ApiError(504, "deadline_exceeded", f"no result within {svc.settings.request_timeout_s} s") from None
+    ref = q.ref or decoded.georef
+    if ref is not None:
+        dets = georeference(dets, ref)
+    timing["total"] = (time.perf_counter() - started) * 1000
+    return {"image": {"width": int(decoded.pixels.shape[1]), "height": int(decoded.pixels.shape[0]),
+                      "bands": decoded.bands, "dtype": decoded.source_dtype, "georeferenced": ref is not None},
+            "_dets": dets, "_ref": ref, "timing_ms": {k: round(v, 3) for k, v in timing.items()}}
+
+
+def render(result: dict[str, Any], svc: ServiceState, request: Request, geometry: str) -> dict[str, Any]:
+    dets, ref = result.pop("_dets"), result.pop("_ref")
+    if "application/geo+json" in request.headers.get("accept", ""):
+        if ref is None:
+            raise ApiError(422, "not_georeferenced", "GeoJSON needs a georeferenced tile",
+                           {"hint": "pass transform= and crs=, or send a GeoTIFF"})
+        collection = to_geojson(dets, ref, geometry)
+        return {**collection, "model": svc.model_summary(), **result}
+    return {"model": svc.model_summary(), **result, "detections": detection_records(dets)}
+
+
+def _respond(payload: dict[str, Any], request: Request) -> JSONResponse:
+    geo = payload.get("type") == "FeatureCollection" or (
+        "application/geo+json" in request.headers.get("accept", "") and "results" in payload)
+    return JSONResponse(payload, media_type="application/geo+json" if geo else "application/json")
+
+
+@router.post("/v1/detect", dependencies=[Depends(require_api_key), Depends(known_params(DETECT_PARAMS))],
+             summary="Detect ships in one tile (raw image body or multipart)")
+async def detect(request: Request, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
+    svc = state(request)
+    svc.refuse_if_draining()
+    tiles = await read_tiles(request, 1)
+    result = await detect_tile(svc, tiles[0][1], q)
+    return _respond(render(result, svc, request, q.geometry), request)
+
+
+@router.post("/v1/detect/batch", dependencies=[Depends(require_api_key), Depends(known_params(DETECT_PARAMS))],
+             summary="Detect ships in several tiles of one multipart request; results in order")
+async def detect_batch(request: Request, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
+    svc = state(request)
+    svc.refuse_if_draining()
+    tiles = await read_tiles(request, svc.settings.max_tiles)
+
+    async def one(name: str, data: bytes) -> dict[str, Any]:
+        try:
+            return {"name": name, **render(await detect_tile(svc, data, q), svc, request, q.geometry)}
+        except ImageTooLargeError as exc:
+            return {"name": name, "error": {"code": "image_too_large", "message": exc.message, "status": 413}}
+        except ImageDecodeError as exc:
+            return {"name": name, "error": {"code": "corrupt_image", "message": exc.message, "status": 422}}
+
+    results = await asyncio.gather(*(one(n, d) for n, d in tiles))
+    return JSONResponse({"model": svc.model_summary(), "results": list(results)})
+
+
+@router.get("/v1/models", dependencies=[Depends(require_api_key)], summary="The loaded model and its card")
+async def models(request: Request) -> dict[str, Any]:
+    svc = state(request)
+    engine = svc.engine_or_503()
+    info = engine.info
+    return {"models": [{**svc.model_summary(), "task": info.task, "names": info.names,
+                        "input_size": list(info.imgsz), "providers": engine.providers, "card": info.card}]}
+
+
+@router.get("/healthz", summary="Alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get("/readyz", summary="Ready: model loaded and warmed up, not shutting down")
+async def readyz(request: Request) -> JSONResponse:
+    svc = state(request)
+    if svc.ready and not svc.draining:
+        return JSONResponse({"status": "ready"})
+    reason = "shutting down" if svc.draining else (svc.load_error or "model loading")
+    return JSONResponse({"error": {"code": "not_ready", "message": reason, "detail": {}}}, status_code=503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    svc = state(request)
+    svc.metrics.queue_depth.set(svc.batcher.depth if svc.batcher else 0)
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
