@@ -68,6 +68,21 @@ def write_run_record(save_dir: Path, config: dict[str, Any], data_yaml: Path) ->
     return record
 
 
+def trim_logs_to_checkpoint(run_dir: Path, completed_epochs: int) -> None:
+    """Drop log rows of epochs the checkpoint does not contain.
+
+    A run killed after ultralytics wrote an epoch's metrics but before it saved that epoch's checkpoint would
+    otherwise, on resume, record the epoch twice (once from the lost attempt).
+    """
+    for name in ("results.csv", "augment_log.csv"):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines()
+        kept = [lines[0]] + [ln for ln in lines[1:] if ln and int(float(ln.split(",")[0])) <= completed_epochs]
+        path.write_text("\n".join(kept) + "\n")
+
+
 def read_run_record(weights: Path) -> dict[str, Any]:
     """The record of the run a checkpoint came from (`<run>/weights/best.pt` -> `<run>/shipdet_run.json`)."""
     for folder in (weights.parent, weights.parent.parent):

@@ -66,7 +66,7 @@ def train(settings: TrainSettings) -> Path:
     if settings.resume and not settings.resume.is_file():
         raise ConfigError(f"checkpoint to resume not found at {settings.resume}", "pass <run>/weights/last.pt")
     import torch
-    from shipdet.train.records import read_run_record, write_run_record
+    from shipdet.train.records import read_run_record, trim_logs_to_checkpoint, write_run_record
     from shipdet.train.trainer import ShipDetectionTrainer, ShipOBBTrainer
     from ultralytics import YOLO
     from ultralytics.engine import trainer as trainer_module
@@ -85,6 +85,10 @@ def train(settings: TrainSettings) -> Path:
         if previous.get("augment") is False:
             AugmentConfig(enabled=False).to_env()
         task = previous.get("task", settings.task)
+        from ultralytics.nn.tasks import torch_safe_load
+
+        checkpoint, _ = torch_safe_load(str(settings.resume))  # ultralytics' own loader, as its resume uses
+        trim_logs_to_checkpoint(settings.resume.parent.parent, int(checkpoint.get("epoch", -1)) + 1)
         trainer_cls = ShipOBBTrainer if task == "obb" else ShipDetectionTrainer
         model = YOLO(str(settings.resume), task=task)
         model.train(resume=True, trainer=trainer_cls)

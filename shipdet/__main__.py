@@ -1,0 +1,5 @@
+"""`python -m shipdet` is the `shipdet` command."""
+
+from shipdet.cli import main
+
+main()
