@@ -27,7 +27,8 @@ RUN pip install '.[serve-core,gpu]' \
 USER shipdet
 EXPOSE 8000
 # Listening on 0.0.0.0 needs an API key (SHIPDET_SERVE_API_KEYS or a mounted SHIPDET_SERVE_API_KEYS_FILE).
-ENV SHIPDET_SERVE_HOST=0.0.0.0 SHIPDET_SERVE_PORT=8000 SHIPDET_SERVE_PROVIDERS='["tensorrt","cuda","cpu"]'
+ENV SHIPDET_SERVE_HOST=0.0.0.0 SHIPDET_SERVE_PORT=8000 SHIPDET_SERVE_MODEL=/app/weights/shipdet-default.onnx \
+    SHIPDET_SERVE_PROVIDERS='["tensorrt","cuda","cpu"]'
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
 STOPSIGNAL SIGTERM
