@@ -1,0 +1,95 @@
+"""The service end to end (a load generator in another process, concurrency 1, 8, 32) against the engine
+in-process, on the same tiles and model, one after the other in one run.
+
+    python -m bench.service --model work/bench/bench-640.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import median, real_tiles, timed, write_section
+
+
+def start_server(model: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **extra_env}
+    proc = subprocess.Popen([sys.executable, "-m", "shipdet", "serve", "--model", str(model), "--port", str(port),
+                             "--log-level", "warning"], env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not become ready")
+
+
+def loadgen(url: str, tiles: Path, concurrency: int, duration: float, malformed: float = 0.0,
+            expected: Path | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.loadgen", url, "--tiles", str(tiles), "--concurrency", str(concurrency),
+           "--duration", str(duration), "--malformed", str(malformed)]
+    if expected:
+        cmd += ["--expected", str(expected)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+
+    from shipdet.serve.decode import decode_image
+    from shipdet.serve.engine import Engine
+
+    engine = Engine(args.model, providers=["cpu"], max_batch=args.max_batch, verify=False)
+    size = engine.input_size[0]
+    tiles = real_tiles(16, size)
+    folder = Path(tempfile.mkdtemp(prefix="shipdet-bench-"))
+    for i, t in enumerate(tiles):
+        (folder / f"{i:03d}.jpg").write_bytes(t)
+    batch_tiles = tiles[: args.max_batch]
+    engine_tps = len(batch_tiles) / median(timed(
+        lambda: engine.detect([decode_image(t).pixels for t in batch_tiles]), 2 if args.dry_run else 5))
+    server = start_server(args.model, args.port, {"SHIPDET_SERVE_MAX_BATCH": str(args.max_batch)})
+    try:
+        url = f"http://127.0.0.1:{args.port}/v1/detect"
+        results = [loadgen(url, folder, c, 5 if args.dry_run else args.duration) for c in args.concurrency]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    lines = [f"## Service end to end ({size} x {size}, `{args.model.name}`, max_batch {args.max_batch}, CPU)", "",
+             f"Engine in-process (batch {args.max_batch}, JPEG bytes in): **{engine_tps:.2f} tiles/s**.", "",
+             "| concurrency | requests | tiles/s | vs engine | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['concurrency']} | {r['requests']} | {r['throughput']:.2f} | "
+                     f"{r['throughput'] / engine_tps:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+    best = max(r["throughput"] for r in results) / engine_tps
+    lines += ["", f"Best service / engine: **{best:.2f}** (target >= 0.8). Load generator: `bench/loadgen.py`, "
+              "a separate process with httpx clients on loopback."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.dry_run:
+        write_section("service", text)
+
+
+if __name__ == "__main__":
+    main()
