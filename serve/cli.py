@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ def run_server(app: Any, host: str, port: int, grace_s: float, log_level: str = 
             app.state.service.draining = True  # /readyz says 503 from this moment
             super().handle_exit(sig, frame)
 
+    # uvicorn drains, restores the previous handler, then re-raises the signal: make that handler a clean exit,
+    # so a drained shutdown on SIGTERM ends with status 0 (as orchestrators expect), not "killed by signal".
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(grace_s),
                             access_log=False, proxy_headers=False)
     DrainingServer(config).run()

@@ -65,12 +65,13 @@ def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage:
             return DecodedImage(simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True))
         except ValueError:
             pass  # let Pillow try, and report its error if it fails too
-    return DecodedImage(_pillow(data, max_pixels))
+    return DecodedImage(_pillow(data, max_pixels, "JPEG"))
 
 
-def _pillow(data: bytes, max_pixels: int) -> NDArray[np.uint8]:
+def _pillow(data: bytes, max_pixels: int, kind: str) -> NDArray[np.uint8]:
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        # Only the sniffed format: Pillow would otherwise try every registered plugin on untrusted bytes.
+        with Image.open(io.BytesIO(data), formats=[kind]) as img:
             _check_size(img.width, img.height, max_pixels)
             img.load()
             if img.mode in ("I;16", "I;16B", "I", "F"):
@@ -139,8 +140,13 @@ def _decode_tiff(data: bytes, max_pixels: int) -> DecodedImage:
 def decode_image(data: bytes, max_pixels: int = 25_000_000) -> DecodedImage:
     """Decode image bytes of any supported kind; raises ImageDecodeError / ImageTooLargeError, nothing else."""
     kind = sniff(data)
-    if kind == "jpeg":
-        return _decode_jpeg(data, max_pixels)
-    if kind == "png":
-        return DecodedImage(_pillow(data, max_pixels))
-    return _decode_tiff(data, max_pixels)
+    try:
+        if kind == "jpeg":
+            return _decode_jpeg(data, max_pixels)
+        if kind == "png":
+            return DecodedImage(_pillow(data, max_pixels, "PNG"))
+        return _decode_tiff(data, max_pixels)
+    except (ImageDecodeError, ImageTooLargeError):
+        raise
+    except Exception as exc:  # a decoder library failing in a way of its own is still a bad image, not a crash
+        raise ImageDecodeError(f"cannot decode the {kind} image ({type(exc).__name__}: {exc})") from exc

@@ -16,6 +16,7 @@ from shipdet.serve.batcher import DetectParams, QueueFullError
 from shipdet.serve.decode import decode_image
 from shipdet.serve.errors import ApiError
 from shipdet.serve.postprocess import letterbox_into
+from shipdet.serve.schemas import BATCH_BODY, ERRORS, IMAGE_BODY, BatchResponse, DetectResponse, ErrorResponse
 from shipdet.serve.state import ServiceState
 
 from shipdet.errors import ImageDecodeError, ImageTooLargeError
@@ -48,7 +49,8 @@ class DetectQuery:
         conf: Annotated[float | None, Query(ge=0, le=1, description="Confidence threshold.")] = None,
         iou: Annotated[float | None, Query(ge=0, le=1, description="NMS IoU threshold.")] = None,
         classes: Annotated[str | None, Query(pattern=r"^\d+(,\d+)*$", description="Class ids, e.g. 0,2")] = None,
-        transform: Annotated[str | None, Query(description="Affine a,b,c,d,e,f (pixel -> CRS).")] = None,
+        transform: Annotated[str | None, Query(pattern=r"^\s*-?[\d.eE+-]+(\s*,\s*-?[\d.eE+-]+){5}\s*$",
+                                               description="Affine a,b,c,d,e,f (pixel -> CRS); needs crs.")] = None,
         crs: Annotated[str | None, Query(description="CRS of the transform, e.g. EPSG:32653.")] = None,
         geometry: Annotated[str, Query(pattern="^(point|box)$", description="GeoJSON geometry.")] = "point",
         max_det: Annotated[int, Query(ge=1, le=3000)] = 300,
@@ -147,7 +149,8 @@ def _respond(payload: dict[str, Any], request: Request) -> JSONResponse:
 
 
 @router.post("/v1/detect", dependencies=[Depends(require_api_key), Depends(known_params(DETECT_PARAMS))],
-             summary="Detect ships in one tile (raw image body or multipart)")
+             summary="Detect ships in one tile (raw image body or multipart)", response_model=DetectResponse,
+             responses=ERRORS, openapi_extra=IMAGE_BODY)
 async def detect(request: Request, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
     svc = state(request)
     svc.refuse_if_draining()
@@ -157,7 +160,8 @@ async def detect(request: Request, q: Annotated[DetectQuery, Depends()]) -> JSON
 
 
 @router.post("/v1/detect/batch", dependencies=[Depends(require_api_key), Depends(known_params(DETECT_PARAMS))],
-             summary="Detect ships in several tiles of one multipart request; results in order")
+             summary="Detect ships in several tiles of one multipart request; results in order",
+             response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
 async def detect_batch(request: Request, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
     svc = state(request)
     svc.refuse_if_draining()
@@ -189,7 +193,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz", summary="Ready: model loaded and warmed up, not shutting down")
+@router.get("/readyz", summary="Ready: model loaded and warmed up, not shutting down",
+            responses={503: {"model": ErrorResponse, "description": "not ready"}})
 async def readyz(request: Request) -> JSONResponse:
     svc = state(request)
     if svc.ready and not svc.draining:
@@ -198,7 +203,9 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"error": {"code": "not_ready", "message": reason, "detail": {}}}, status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text exposition format"}})
 async def metrics(request: Request) -> Response:
     svc = state(request)
     svc.metrics.queue_depth.set(svc.batcher.depth if svc.batcher else 0)

@@ -1,0 +1,104 @@
+"""OpenAPI shapes of the native API (docs/contracts.md, section 2). Responses are built as dicts; these
+models document them and let schema-based fuzzing check every response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class ImageInfo(BaseModel):
+    width: int
+    height: int
+    bands: int
+    dtype: str
+    georeferenced: bool
+
+
+class OrientedBox(BaseModel):
+    cx: float
+    cy: float
+    length: float
+    width: float
+    angle_deg: float
+
+
+class Detection(BaseModel):
+    xyxy: list[float] = Field(min_length=4, max_length=4)
+    score: float
+    class_id: int
+    class_name: str
+    obb: OrientedBox | None = None
+    lon: float | None = None
+    lat: float | None = None
+    length_m: float | None = None
+    width_m: float | None = None
+    heading_deg: float | None = None
+
+
+class Timing(BaseModel):
+    queue: float
+    inference: float
+    total: float
+
+
+class DetectResponse(BaseModel):
+    model: ModelRef
+    image: ImageInfo
+    detections: list[Detection]
+    timing_ms: Timing
+
+
+class TileError(BaseModel):
+    code: str
+    message: str
+    status: int
+
+
+class TileResult(BaseModel):
+    name: str
+    model: ModelRef | None = None
+    image: ImageInfo | None = None
+    detections: list[Detection] | None = None
+    timing_ms: Timing | None = None
+    error: TileError | None = None
+
+
+class BatchResponse(BaseModel):
+    model: ModelRef
+    results: list[TileResult]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    detail: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {401: "missing or wrong API key", 413: "body, pixel count or tile count over the limit",
+                         415: "unsupported media type or image format", 422: "invalid parameters or corrupt image",
+                         503: "not ready, shutting down, or queue full (Retry-After)", 504: "deadline exceeded",
+                         500: "internal error (never expected)"}.items()
+}
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "image/jpeg": _BINARY, "image/png": _BINARY, "image/tiff": _BINARY,
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"image": {"type": "string",
+                                                                                  "format": "binary"}}}}}}}
+BATCH_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "tiles": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
