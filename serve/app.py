@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from shipdet.serve.batcher import DynamicBatcher
 from shipdet.serve.engine import Engine
 from shipdet.serve.errors import install_error_handlers
+from shipdet.serve.kserve import router as kserve_router
 from shipdet.serve.limits import BodySizeLimit
 from shipdet.serve.metrics import MetricsMiddleware
 from shipdet.serve.routes import router
@@ -60,6 +61,7 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
     app.state.api_keys = settings.keys()
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(kserve_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, on_reject=svc.metrics.reject)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
     return app

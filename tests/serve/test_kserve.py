@@ -1,0 +1,53 @@
+"""The Open Inference Protocol, driven by the stock tritonclient HTTP client against a real server."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.serve.images import jpeg
+
+httpclient = pytest.importorskip("tritonclient.http")
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary-extension", "json"])
+def test_tritonclient_infer(server, binary):
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready()
+    name = httpx.get(server.url + "/v1/models").json()["models"][0]["name"]
+    assert client.is_model_ready(name)
+    meta = client.get_model_metadata(name)
+    assert meta["inputs"][0] == {"name": "images", "datatype": "BYTES", "shape": [-1]}
+    images = [jpeg(value=0), jpeg(value=255), jpeg(value=128)]
+    data = np.array(images if binary else [base64.b64encode(i) for i in images], dtype=np.object_)
+    inp = httpclient.InferInput("images", [len(images)], "BYTES")
+    inp.set_data_from_numpy(data, binary_data=binary)
+    outputs = [httpclient.InferRequestedOutput(n, binary_data=binary)
+               for n in ("boxes", "scores", "image_index", "num_detections")]
+    result = client.infer(name, [inp], outputs=outputs, parameters={"conf": 0.85})
+    assert result.as_numpy("num_detections").tolist() == [1, 1, 1]
+    assert result.as_numpy("image_index").tolist() == [0, 1, 2]
+    np.testing.assert_allclose(result.as_numpy("scores"), [0.9, 0.9, 0.9], atol=1e-5)
+    boxes = result.as_numpy("boxes")
+    native = [httpx.post(server.url + "/v1/detect", content=i, headers={"content-type": "image/jpeg"},
+                         params={"conf": 0.85}).json()["detections"][0]["xyxy"] for i in images]
+    np.testing.assert_allclose(boxes, native, atol=0.02)  # the same detections as the native API
+
+
+def test_protocol_errors(server):
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match="not served"):
+        client.get_model_metadata("nope")
+    r = httpx.post(server.url + "/v2/models/nope/infer", json={"inputs": []})
+    assert r.status_code == 404 and "error" in r.json()
+    name = httpx.get(server.url + "/v1/models").json()["models"][0]["name"]
+    r = httpx.post(server.url + f"/v2/models/{name}/infer", json={"inputs": [{"name": "x", "datatype": "FP32"}]})
+    assert r.status_code == 400 and "images" in r.json()["error"]
+    bad = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["bm90IGFuIGltYWdl"]}]}
+    r = httpx.post(server.url + f"/v2/models/{name}/infer", json=bad)
+    assert r.status_code == 400 and "JPEG, PNG or TIFF" in r.json()["error"]
