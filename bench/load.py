@@ -1,0 +1,110 @@
+"""Load proof: 64 concurrent clients for 60 s with 10 % malformed requests, against a real server process.
+
+Checks: no 5xx other than 503 (queue full), every valid 200 answer equals the in-process engine's detections on
+the same tile, and the server's resident memory grows by less than 10 % from the first to the last 10 seconds.
+
+    python -m bench.load --model weights/shipdet-default.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.common import real_tiles, write_section
+from bench.service import start_server
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--malformed", type=float, default=0.1)
+    ap.add_argument("--port", type=int, default=8766)
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+    duration = 15.0 if args.dry_run else args.duration
+
+    from shipdet.serve.decode import decode_image
+    from shipdet.serve.engine import Engine
+
+    from shipdet.formats import detection_records
+
+    engine = Engine(args.model, providers=["cpu"], verify=False)
+    tiles = real_tiles(16, engine.input_size[0])
+    folder = Path(tempfile.mkdtemp(prefix="shipdet-load-"))
+    expected = {}
+    for i, t in enumerate(tiles):
+        (folder / f"{i:03d}.jpg").write_bytes(t)
+        dets = engine.detect([decode_image(t).pixels])[0]
+        expected[i] = [r["xyxy"] for r in detection_records(dets)]
+    (folder / "expected.json").write_text(json.dumps(expected))
+    del engine
+
+    server = start_server(args.model, args.port, {})
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        start = time.monotonic()
+        while not stop.is_set():
+            samples.append((time.monotonic() - start, rss_mib(server.pid)))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    base = [sys.executable, "-m", "bench.loadgen", f"http://127.0.0.1:{args.port}/v1/detect", "--tiles",
+            str(folder), "--concurrency", str(args.clients), "--malformed", str(args.malformed)]
+    try:
+        # Warm-up: onnxruntime grows its memory arena to the largest batch once; memory is then measured
+        # over the load run proper, so growth means a leak, not the first allocation.
+        subprocess.run([*base, "--duration", "5"], capture_output=True, check=True)
+        cmd = [*base, "--duration", str(duration), "--expected", str(folder / "expected.json")]
+        loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)  # the load generator's start-up (imports) before its clients send
+        sampler.start()
+        out, _ = loadgen.communicate()
+        result = json.loads(out.splitlines()[-1])
+    finally:
+        stop.set()
+        sampler.join()
+        server.terminate()
+        code = server.wait(timeout=60)
+    window = 10.0
+    first = [m for t, m in samples if t <= window]
+    last = [m for t, m in samples if t >= samples[-1][0] - window]
+    growth = (sum(last) / len(last)) / (sum(first) / len(first)) - 1
+    bad_5xx = {k: v for k, v in result["statuses"].items() if k.split(":")[1].startswith("5") and
+               not k.endswith(":503")}
+    lines = [f"## Load: {args.clients} clients for {duration:.0f} s, {args.malformed:.0%} malformed "
+             f"(`{args.model.name}`, CPU)", "",
+             f"- requests: {result['requests']}, answered 200: {result['ok']}, throughput "
+             f"{result['throughput']:.2f} tiles/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms",
+             f"- statuses: {json.dumps(result['statuses'], sort_keys=True)}",
+             f"- 5xx other than 503: **{sum(bad_5xx.values())}**; valid answers differing from the in-process "
+             f"engine: **{result['wrong_detections']}**",
+             f"- server RSS (after a 5 s warm-up at the same load): first 10 s {sum(first) / len(first):.0f} MiB, "
+             f"last 10 s {sum(last) / len(last):.0f} MiB,"
+             f" growth **{growth:+.1%}** (limit +10 %)",
+             f"- server exit status after SIGTERM: {code}"]
+    text = "\n".join(lines)
+    print(text)
+    if not args.dry_run:
+        write_section("load", text)
+
+
+if __name__ == "__main__":
+    main()
