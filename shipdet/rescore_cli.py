@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def rescore() -> None:
-        """placeholder"""
+    def rescore(
+        sources: list[str] = typer.Argument(..., help="Files, folders, globs, a manifest (.csv/.jsonl: path, "
+                                                      "scene_id, acquired; 'a|b|c' for R|G|B band files) or a "
+                                                      "STAC item collection (.json)."),
+        model: Path = typer.Option(None, help="ONNX model (default: the bundled one)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-runs resume in it)."),
+        conf: float = typer.Option(0.25), iou: float = typer.Option(0.45),
+        tile: int = typer.Option(0, help="Window size (0: the model's input size)."),
+        overlap: int = typer.Option(64, help="Window overlap in pixels."),
+        cloud_band: int = typer.Option(None, help="Band (1-based) of a cloud mask: non-zero = cloud."),
+        batch: int = typer.Option(8, help="Windows per model call."),
+        providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
+        retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
+        geojson: bool = typer.Option(False, help="Also write detections.geojson."),
+        backend: str = typer.Option("local", help="local (Ray is not built yet)."),
+    ) -> None:
+        """Re-score whole scenes: windows, batched inference, seam merge, georeferenced GeoParquet; crash-safe."""
+        from shipdet.errors import ConfigError
+        from shipdet.rescore.run import RescoreParams, RescoreRun
+        from shipdet.rescore.sources import resolve_sources
+        from shipdet.serve.engine import Engine
+        from shipdet.serve.settings import DEFAULT_MODEL
+
+        if backend != "local":
+            raise ConfigError(f"backend {backend!r} is not available yet", "use --backend local")
+        scenes = resolve_sources(sources)
+        engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")], max_batch=batch)
+        params = RescoreParams(conf=conf, iou=iou, tile=tile, overlap=overlap, cloud_band=cloud_band,
+                               max_batch=batch)
+        run = RescoreRun(out, engine, params)
+        counts = run.run(scenes, retry_failed=retry_failed)
+        if geojson and (out / "detections.parquet").is_file():
+            run.export_geojson()
+        typer.echo(f"scenes: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
+                   f"{counts['tiles']} tiles in {counts['seconds']} s. Tables: {out}/detections.parquet, "
+                   f"{out}/scenes.parquet (failures: {out}/failures.jsonl)")

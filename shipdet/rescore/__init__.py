@@ -1,0 +1,1 @@
+"""Archive re-scoring: whole scenes in, georeferenced ships out, crash-safe (needs the serve and geo extras)."""

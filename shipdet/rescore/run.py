@@ -1,0 +1,225 @@
+"""Re-scoring a list of scenes, crash-safe: a scene's output is written to a temporary file, synced and renamed,
+and only then recorded in the run's manifest; a re-run skips recorded scenes and redoes the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipdet.detections import Detections
+from shipdet.georef import georeference
+from shipdet.progress import progress
+from shipdet.rescore.scene import Scene, open_scene
+from shipdet.rescore.sources import SceneSource
+from shipdet.rescore.table import atomic_write, detections_frame, write_geoparquet
+from shipdet.tiling import Window, merge_windows, tile_windows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RescoreParams:
+    conf: float = 0.25
+    iou: float = 0.45
+    tile: int = 0            # 0: the model's input size
+    overlap: int = 64
+    cloud_band: int | None = None
+    max_batch: int = 8
+    readahead: int = 16      # windows read ahead of inference
+
+    def digest(self) -> str:
+        fields = {k: v for k, v in asdict(self).items() if k not in ("max_batch", "readahead")}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def scene_key(source: SceneSource, model_sha256: str, params_hash: str) -> str:
+    """Scene identity (id, files' names, sizes, modification times) x model x parameters."""
+    parts = [source.scene_id, model_sha256, params_hash]
+    for p in source.paths:
+        stat = p.stat()
+        parts += [str(p.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[Any]:
+    """A background thread reads and scales windows into a bounded queue, so inference never waits on disk."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+
+    def work() -> None:
+        try:
+            for w in windows:
+                out.put((w, scene.read_window(w)))
+        except Exception as exc:  # handed to the consumer, which fails the scene
+            out.put(exc)
+
+    threading.Thread(target=work, daemon=True, name=f"read-{scene.source.scene_id}").start()
+    return out
+
+
+def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> tuple[Detections, int]:
+    """All ships in a scene: windows with overlap, batched inference, seam merge. Returns (detections, tiles)."""
+    tile = params.tile or engine.input_size[0]
+    windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1))
+    reader = _read_ahead(scene, windows, params.readahead)
+    per_window: list[tuple[Window, Detections]] = []
+    batch: list[tuple[Window, np.ndarray]] = []
+    for i in range(len(windows)):
+        item = reader.get()
+        if isinstance(item, Exception):
+            raise item
+        batch.append(item)
+        if len(batch) == params.max_batch or i == len(windows) - 1:
+            results = engine.detect([a for _, a in batch], conf=params.conf, iou=params.iou)
+            per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
+            batch = []
+    return merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou), len(windows)
+
+
+class RescoreRun:
+    """One output folder: scenes/<id>.parquet, manifest.jsonl, failures.jsonl, scenes and combined tables."""
+
+    def __init__(self, out: Path, engine: Any, params: RescoreParams) -> None:
+        self.out = out
+        self.engine = engine
+        self.params = params
+        self.params_hash = params.digest()
+        (out / "scenes").mkdir(parents=True, exist_ok=True)
+        for stale in (out / "scenes").glob(".*.tmp"):  # left by a run killed mid-write
+            stale.unlink()
+        self.manifest = out / "manifest.jsonl"
+        self.failures = out / "failures.jsonl"
+
+    def _records(self, path: Path) -> dict[str, dict[str, Any]]:
+        if not path.is_file():
+            return {}
+        records = {}
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash: that scene is redone
+            records[rec["key"]] = rec
+        return records
+
+    def _append(self, path: Path, record: dict[str, Any]) -> None:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def process(self, source: SceneSource) -> dict[str, Any]:
+        sha = self.engine.info.sha256
+        key = scene_key(source, sha, self.params_hash)
+        started = time.perf_counter()
+        scene = open_scene(source, self.params.cloud_band)
+        try:
+            dets, tiles = detect_scene(self.engine, scene, self.params)
+            ref = scene.georef
+            if ref is not None:
+                dets = georeference(dets, ref)
+            acquired = scene.acquired
+            frame = detections_frame(dets, source.scene_id, acquired, ref, sha, self.params_hash)
+            valid, fraction = scene.valid()
+            info = {"key": key, "scene_id": source.scene_id, "path": "|".join(map(str, source.paths)),
+                    "acquired": acquired.isoformat() if acquired else None,
+                    "crs": scene.datasets[0].crs.to_string() if scene.datasets[0].crs else None,
+                    "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
+                    "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
+                    "tiles": tiles, "seconds": time.perf_counter() - started, "model_sha256": sha,
+                    "params_hash": self.params_hash}
+        finally:
+            scene.close()
+        output = self.out / "scenes" / f"{source.scene_id}.parquet"
+        write_geoparquet(frame, output)
+        info["output"] = str(output.relative_to(self.out))
+        self._append(self.manifest, {**info, "status": "done"})  # only after the output is safely in place
+        return info
+
+    def run(self, sources: list[SceneSource], retry_failed: bool = False) -> dict[str, int]:
+        sha = self.engine.info.sha256
+        done, failed = self._records(self.manifest), self._records(self.failures)
+        counts = {"done": 0, "skipped": 0, "failed": 0, "tiles": 0}
+        started = time.perf_counter()
+        for source in progress(sources, desc="scenes", unit="scene", total=len(sources)):
+            try:
+                key = scene_key(source, sha, self.params_hash)
+            except OSError as exc:
+                key = f"missing:{source.scene_id}"
+                failed_before = key in failed
+                if not failed_before:
+                    self._append(self.failures, {"key": key, "scene_id": source.scene_id, "status": "failed",
+                                                 "path": "|".join(map(str, source.paths)), "error": str(exc)})
+                counts["failed"] += 1
+                continue
+            if key in done and (self.out / done[key]["output"]).is_file():
+                counts["skipped"] += 1
+                continue
+            if key in failed and not retry_failed:
+                counts["failed"] += 1
+                continue
+            try:
+                info = self.process(source)
+                counts["done"] += 1
+                counts["tiles"] += int(info["tiles"])
+                log.info("%s: %d ships, %d tiles in %.1f s", source.scene_id, info["n_detections"], info["tiles"],
+                         info["seconds"])
+            except Exception as exc:  # one bad scene is recorded and the others go on
+                log.warning("%s failed: %s", source.scene_id, exc)
+                self._append(self.failures, {"key": key, "scene_id": source.scene_id, "status": "failed",
+                                             "path": "|".join(map(str, source.paths)),
+                                             "error": f"{type(exc).__name__}: {exc}"})
+                counts["failed"] += 1
+        self.write_tables()
+        elapsed = time.perf_counter() - started
+        counts["seconds"] = round(elapsed)
+        log.info("rescore: %s (%.1f tiles/s)", counts, counts["tiles"] / elapsed if elapsed else 0.0)
+        return counts
+
+    def write_tables(self) -> None:
+        """The scenes table and the combined detections table, rebuilt from what the manifest holds."""
+        import geopandas as gpd
+        import pandas as pd
+        import shapely
+
+        done = list(self._records(self.manifest).values())
+        done_ids = {r["scene_id"] for r in done}
+        failed = [r for r in self._records(self.failures).values() if r["scene_id"] not in done_ids]
+        rows = [{**r, "status": "done", "error": None} for r in done] + \
+               [{"scene_id": r["scene_id"], "path": r["path"], "status": "failed", "error": r["error"],
+                 "footprint_wkt": "POLYGON EMPTY", "valid_wkt": "POLYGON EMPTY", "valid_fraction": 0.0,
+                 "n_detections": 0} for r in failed]
+        columns = ["scene_id", "path", "acquired", "crs", "width", "height", "footprint_wkt", "valid_wkt",
+                   "valid_fraction", "status", "n_detections", "error"]
+        table = pd.DataFrame(rows).reindex(columns=columns).sort_values("scene_id", kind="stable")
+        table["acquired"] = pd.to_datetime(table["acquired"], utc=True)
+        atomic_write(self.out / "scenes.csv", lambda tmp: table.to_csv(tmp, index=False))
+        geo = gpd.GeoDataFrame(table.drop(columns=["footprint_wkt", "valid_wkt"]),
+                               geometry=shapely.from_wkt(table["footprint_wkt"].fillna("POLYGON EMPTY")),
+                               crs="EPSG:4326").rename_geometry("footprint")
+        geo["valid"] = gpd.GeoSeries(shapely.from_wkt(table["valid_wkt"].fillna("POLYGON EMPTY")).tolist(),
+                                     crs="EPSG:4326", index=geo.index)
+        write_geoparquet(geo, self.out / "scenes.parquet")
+        parts = [gpd.read_parquet(self.out / r["output"]) for r in sorted(done, key=lambda r: r["scene_id"])]
+        if parts:
+            combined = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
+            write_geoparquet(combined, self.out / "detections.parquet")
+            atomic_write(self.out / "detections.csv",
+                         lambda tmp: combined.drop(columns="geometry").to_csv(tmp, index=False))
+
+    def export_geojson(self) -> Path:
+        import geopandas as gpd
+
+        path = self.out / "detections.geojson"
+        frame = gpd.read_parquet(self.out / "detections.parquet")
+        atomic_write(path, lambda tmp: frame.to_file(tmp, driver="GeoJSON"))
+        return path

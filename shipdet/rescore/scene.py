@@ -1,0 +1,149 @@
+"""Reading a scene window by window (never whole), with one 8-bit scaling for the whole scene, its footprint and
+the part of it with data (nodata and an optional cloud mask band removed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as shapely_transform
+
+from shipdet.errors import DatasetFormatError
+from shipdet.georef import GeoReference
+from shipdet.imaging import band_percentiles, to_rgb8
+from shipdet.rescore.sources import SceneSource, date_from_name, parse_time
+from shipdet.tiling import Window
+
+OVERVIEW_SIZE = 1024  # longest side of the decimated read used for the stretch and the valid-data mask
+
+
+@dataclass
+class Scene:
+    source: SceneSource
+    datasets: list[Any]
+    bands: list[tuple[int, int]]  # (dataset index, 1-based band)
+    cloud_band: int | None = None
+    limits: NDArray[np.float64] | None = None
+    nodata: float = 0.0
+    _overview: NDArray[Any] | None = field(default=None, repr=False)
+
+    @property
+    def width(self) -> int:
+        return int(self.datasets[0].width)
+
+    @property
+    def height(self) -> int:
+        return int(self.datasets[0].height)
+
+    @property
+    def georef(self) -> GeoReference | None:
+        ds = self.datasets[0]
+        if ds.crs is None or ds.transform.is_identity:
+            return None
+        return GeoReference.from_parts(ds.transform, ds.crs.to_wkt())
+
+    @property
+    def acquired(self) -> datetime | None:
+        if self.source.acquired:
+            return self.source.acquired
+        tags = self.datasets[0].tags()
+        for key in ("ACQUIRED", "ACQUISITION_DATE", "DATETIME", "TIFFTAG_DATETIME", "PRODUCT_START_TIME"):
+            if tags.get(key):
+                parsed = parse_time(str(tags[key]).replace(":", "-", 2) if key == "TIFFTAG_DATETIME" else tags[key])
+                if parsed:
+                    return parsed
+        return date_from_name(self.source.paths[0].name)
+
+    def close(self) -> None:
+        for ds in self.datasets:
+            ds.close()
+
+    def overview(self) -> NDArray[Any]:
+        """A decimated (H', W', bands) read of the scene, for statistics only."""
+        if self._overview is None:
+            from rasterio.enums import Resampling
+
+            scale = max(self.width, self.height) / OVERVIEW_SIZE
+            shape = (max(1, round(self.height / max(scale, 1))), max(1, round(self.width / max(scale, 1))))
+            self._overview = np.stack([self.datasets[d].read(b, out_shape=shape, resampling=Resampling.nearest)
+                                       for d, b in self.bands], axis=-1)
+        return self._overview
+
+    def read_window(self, w: Window) -> NDArray[np.uint8]:
+        from rasterio.windows import Window as RioWindow
+
+        win = RioWindow(w.col, w.row, w.width, w.height)
+        arr = np.stack([self.datasets[d].read(b, window=win) for d, b in self.bands], axis=-1)
+        return to_rgb8(arr, self.limits)
+
+    def footprint(self) -> BaseGeometry:
+        """The scene's outline in WGS84 (edges densified, so a projected rectangle keeps its true shape)."""
+        ref = self.georef
+        if ref is None:
+            return shapely.Polygon()
+        t = np.linspace(0, 1, 17)
+        w, h = self.width, self.height
+        xs = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
+        ys = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])
+        lon, lat = ref.pixel_to_lonlat(xs, ys)
+        return shapely.Polygon(np.column_stack([lon, lat]))
+
+    def valid(self) -> tuple[BaseGeometry, float]:
+        """The part with data and without cloud (WGS84), and its share of the scene."""
+        ov = self.overview()
+        mask = np.any(ov != self.nodata, axis=-1)
+        if self.cloud_band is not None:
+            from rasterio.enums import Resampling
+
+            cloud = self.datasets[0].read(self.cloud_band, out_shape=ov.shape[:2], resampling=Resampling.nearest)
+            mask &= cloud == 0
+        fraction = float(mask.mean())
+        ref = self.georef
+        if ref is None or fraction == 0.0:
+            return shapely.Polygon(), fraction
+        from affine import Affine
+        from rasterio import features
+
+        sx, sy = self.width / mask.shape[1], self.height / mask.shape[0]
+        transform = ref.transform * Affine.scale(sx, sy)
+        polys = [shapely.geometry.shape(g) for g, v in features.shapes(mask.astype(np.uint8), mask=mask,
+                                                                     transform=transform) if v == 1]
+        area = shapely.union_all(polys).simplify(max(abs(transform.a), abs(transform.e)))
+        to_wgs = Transformer.from_crs(ref.crs, "EPSG:4326", always_xy=True)
+        return shapely_transform(to_wgs.transform, area), fraction
+
+
+def open_scene(source: SceneSource, cloud_band: int | None = None) -> Scene:
+    """Open a scene's file(s); a 16-bit scene gets one scene-wide 2-98 % stretch (see shipdet.imaging)."""
+    import rasterio
+
+    datasets = [rasterio.open(p) for p in source.paths]
+    try:
+        if len(datasets) > 1:
+            first = datasets[0]
+            for ds in datasets[1:]:
+                if (ds.width, ds.height, ds.transform) != (first.width, first.height, first.transform):
+                    raise DatasetFormatError(f"{ds.name}: grid differs from {first.name}",
+                                             "bands of one scene must share one grid")
+            bands = [(i, 1) for i in range(len(datasets))]
+        else:
+            count = datasets[0].count
+            wanted = source.bands or ([1, 2, 3] if count >= 3 else [1])
+            if max(wanted) > count:
+                raise DatasetFormatError(f"{source.paths[0]} has {count} bands, asked for {wanted}")
+            bands = [(0, b) for b in wanted]
+        nodata = datasets[0].nodata
+        scene = Scene(source, datasets, bands, cloud_band, nodata=0.0 if nodata is None else float(nodata))
+        if datasets[0].dtypes[0] != "uint8":
+            scene.limits = band_percentiles(scene.overview())
+        return scene
+    except Exception:
+        for ds in datasets:
+            ds.close()
+        raise

@@ -1,0 +1,137 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import Transformer
+
+from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.sources import resolve_sources
+from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine
+
+PARAMS = RescoreParams(tile=128, overlap=32, max_batch=4)
+
+
+def test_ships_land_within_one_pixel_of_truth(scenes, tmp_path):
+    run = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS)
+    counts = run.run(resolve_sources([str(scenes)]))
+    assert counts["done"] == 5 and counts["failed"] == 0
+    table = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
+    assert len(table) == 5 * len(SHIPS)  # every ship once, also those cut by window seams (118-150 crosses 128)
+    to_wgs = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    scene0 = table[table.scene_id == "scene_2024-03-07"]
+    for x1, y1, x2, y2 in SHIPS:
+        lon, lat = to_wgs.transform(ORIGIN[0] + GSD * (x1 + x2) / 2, ORIGIN[1] - GSD * (y1 + y2) / 2)
+        dist = np.hypot((scene0.lon - lon) * 111_320 * np.cos(np.radians(lat)), (scene0.lat - lat) * 111_320)
+        assert dist.min() < GSD  # within one pixel
+        row = scene0.iloc[int(dist.argmin())]
+        assert row.length_m == pytest.approx(GSD * max(x2 - x1, y2 - y1), rel=0.01)
+    assert str(scene0.acquired.iloc[0]).startswith("2024-03-07")
+    assert scene0.geometry.iloc[0].geom_type == "Polygon" and table.crs.to_epsg() == 4326
+    assert set(table.columns) >= {"scene_id", "acquired", "det_id", "lon", "lat", "geometry", "x1", "cx", "length_px",
+                                  "angle_deg", "length_m", "width_m", "heading_deg", "score", "class_name",
+                                  "model_sha256", "params_hash"}
+    scenes_table = gpd.read_parquet(tmp_path / "out" / "scenes.parquet")
+    assert (scenes_table.status == "done").all() and (scenes_table.valid_fraction > 0.99).all()
+    assert scenes_table.footprint.iloc[0].contains(scene0.geometry.iloc[0].centroid)
+    assert "footprint_wkt" in pd.read_csv(tmp_path / "out" / "scenes.csv").columns
+
+
+def test_corrupt_scene_is_recorded_and_the_rest_complete(scenes, tmp_path):
+    (scenes / "broken.tif").write_bytes(b"II*\x00garbage")
+    run = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS)
+    counts = run.run(resolve_sources([str(scenes)]))
+    assert counts["done"] == 5 and counts["failed"] == 1
+    failures = [json.loads(line) for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    assert failures[0]["scene_id"] == "broken" and failures[0]["error"]
+    table = pd.read_csv(tmp_path / "out" / "scenes.csv")
+    assert table.set_index("scene_id").loc["broken", "status"] == "failed"
+    again = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS).run(resolve_sources([str(scenes)]))
+    assert again["skipped"] == 5 and again["failed"] == 1 and again["done"] == 0
+    (scenes / "broken.tif").unlink()
+    from tests.rescore.conftest import write_scene
+
+    write_scene(scenes / "broken.tif", SHIPS)  # repaired: --retry-failed redoes it
+    retried = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS).run(resolve_sources([str(scenes)]),
+                                                                          retry_failed=True)
+    assert retried["done"] == 1 and retried["skipped"] == 5
+
+
+RUNNER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.sources import resolve_sources
+from tests.rescore.conftest import ThresholdEngine
+
+class Slow(ThresholdEngine):
+    def detect(self, images, conf=0.25, iou=0.45):
+        time.sleep(0.15)
+        return super().detect(images, conf, iou)
+
+RescoreRun(Path(sys.argv[2]), Slow(), RescoreParams(tile=128, overlap=32, max_batch=4)).run(
+    resolve_sources([sys.argv[1]]))
+"""
+
+
+def test_sigkill_and_rerun_gives_exactly_the_uninterrupted_rows(scenes, tmp_path):
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER.format(root=str(Path(__file__).resolve().parents[2])))
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(scenes), str(killed)], env=os.environ.copy())
+    manifest = killed / "manifest.jsonl"
+    deadline = time.monotonic() + 60
+    while (not manifest.is_file() or len(manifest.read_text().splitlines()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(manifest.read_text().splitlines())
+    assert 2 <= done_before < 5  # killed part-way
+    counts = RescoreRun(killed, ThresholdEngine(), PARAMS).run(resolve_sources([str(scenes)]))
+    assert counts["skipped"] == done_before and counts["done"] == 5 - done_before
+    RescoreRun(tmp_path / "clean", ThresholdEngine(), PARAMS).run(resolve_sources([str(scenes)]))
+    key = ["scene_id", "det_id"]
+    a = gpd.read_parquet(killed / "detections.parquet").sort_values(key).reset_index(drop=True)
+    b = gpd.read_parquet(tmp_path / "clean" / "detections.parquet").sort_values(key).reset_index(drop=True)
+    assert not a.duplicated(key).any() and len(a) == len(b) == 5 * len(SHIPS)
+    pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+
+
+def test_sources_manifest_and_sentinel2_folder(tmp_path, scenes):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,scene_id,acquired\n" + "\n".join(
+        f"{p},s{i},2024-05-0{i + 1}T10:30:00Z" for i, p in enumerate(sorted(scenes.glob("*.tif")))) + "\n")
+    sources = resolve_sources([str(manifest)])
+    assert [s.scene_id for s in sources][:2] == ["s0", "s1"] and sources[0].acquired.hour == 10
+    s2 = tmp_path / "port"
+    s2.mkdir()
+    for band in ("B02", "B03", "B04", "B08"):
+        (s2 / f"2023-07-10-00:00_2023-07-10-23:59_Sentinel-2_L2A_{band}_(Raw).tiff").write_bytes(b"x")
+    (found,) = resolve_sources([str(s2)])
+    assert found.scene_id == "port" and [p.name.split("_")[-2] for p in found.paths] == ["B04", "B03", "B02"]
+    assert found.acquired.isoformat() == "2023-07-10T00:00:00+00:00"
+
+
+def test_real_sentinel2_rows_inside_footprints(real_data, tmp_path):
+    from shipdet.serve.engine import Engine
+    from shipdet.serve.settings import DEFAULT_MODEL
+
+    engine = Engine(DEFAULT_MODEL, providers=["cpu"])
+    run = RescoreRun(tmp_path / "s2", engine, RescoreParams(conf=0.05))
+    folders = [str(p) for p in sorted((real_data / "sentinel2-ports").iterdir()) if p.is_dir()][:3]
+    counts = run.run(resolve_sources(folders))
+    assert counts["failed"] == 0 and counts["done"] >= 2
+    rows = gpd.read_parquet(tmp_path / "s2" / "detections.parquet")
+    scenes = gpd.read_parquet(tmp_path / "s2" / "scenes.parquet").set_index("scene_id")
+    rows = rows[rows.geometry.notna()]  # the published _rgb8.jpg renderings carry no georeference
+    assert len(rows) > 0 and rows.lon.between(-180, 180).all()
+    for _, row in rows.iterrows():
+        assert scenes.loc[row.scene_id, "footprint"].buffer(1e-4).contains(row.geometry.centroid)
