@@ -44,7 +44,7 @@ lint: $(VENV)/.dev
 # so it checks a tree of links shaped like the installed package.
 typecheck: $(VENV)/.dev
 	rm -rf build/typecheck && mkdir -p build/typecheck/shipdet
-	cd build/typecheck/shipdet && ln -s ../../../shipdet/*.py . && ln -s ../../../shipdet/rescore rescore && ln -s ../../../serve serve \
+	cd build/typecheck/shipdet && ln -s ../../../shipdet/*.py . && ln -s ../../../shipdet/rescore rescore && ln -s ../../../shipdet/voyages voyages && ln -s ../../../serve serve \
 		&& ln -s ../../../train train && ln -s ../../../datasets datasets
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p shipdet
 

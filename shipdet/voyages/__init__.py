@@ -1,0 +1,1 @@
+"""Voyage counting: port calls from detections, with bounds for what was not observed."""

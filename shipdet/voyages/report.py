@@ -1,0 +1,112 @@
+"""Outputs of voyage counting: visits (CSV, GeoParquet), a summary per area (JSON, Markdown), a timeline PNG."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shipdet.voyages.bounds import __doc__ as BOUNDS_METHOD
+from shipdet.voyages.count import AreaResult
+
+
+def write_outputs(results: list[AreaResult], out: Path) -> dict[str, Path]:
+    import geopandas as gpd
+
+    out.mkdir(parents=True, exist_ok=True)
+    visits = pd.concat([r.visits for r in results], ignore_index=True) if results else pd.DataFrame()
+    paths = {"visits_csv": out / "visits.csv", "visits_parquet": out / "visits.parquet",
+             "summary_json": out / "summary.json", "summary_md": out / "summary.md"}
+    visits.to_csv(paths["visits_csv"], index=False)
+    if len(visits):
+        gpd.GeoDataFrame(visits, geometry=gpd.points_from_xy(visits.lon, visits.lat), crs="EPSG:4326").to_parquet(
+            paths["visits_parquet"])
+    summaries = [r.summary for r in results]
+    paths["summary_json"].write_text(json.dumps({"method": BOUNDS_METHOD, "areas": summaries}, indent=2,
+                                                default=str))
+    paths["summary_md"].write_text(summary_markdown(summaries))
+    for r in results:
+        paths[f"timeline_{r.area.name}"] = timeline_png(r, out / f"timeline_{r.area.name}.png")
+    return paths
+
+
+def summary_markdown(summaries: list[dict[str, Any]]) -> str:
+    lines = ["# Port calls", ""]
+    for s in summaries:
+        lines += [f"## {s['area']}", "",
+                  f"Period {s['period'][0][:10]} to {s['period'][1][:10]}: {s['scenes']} scenes, "
+                  f"{s['observed_scenes']} observed the area; {s['blind_days']} blind days (a whole "
+                  f"minimum-length call could have been missed) "
+                  f"(longest gap {s['longest_gap_days']} days).", "",
+                  "| | visits |", "|---|---|",
+                  f"| observed (all candidate visits) | {s['observed_visits']} |",
+                  f"| confirmed = lower bound | {s['lower_bound']} |",
+                  f"| estimate | {s['estimate']} |",
+                  f"| upper bound | {s['upper_bound']} |",
+                  f"| dark (no matching AIS) | {s['dark_visits'] if s['ais_used'] else 'no AIS given'} |", "",
+                  "Arrivals by month (first sighting): " + ", ".join(f"{k}: {v}" for k, v in
+                                                                       s["arrivals_by_month"].items()), ""]
+    lines += ["## Method", "", (BOUNDS_METHOD or "").strip(), ""]
+    return "\n".join(lines)
+
+
+def berth_slots(visits: pd.DataFrame, spacing_m: float) -> list[int]:
+    """Group visit positions into slots: sorted along the quay, a new slot wherever the gap exceeds spacing_m."""
+    import numpy as np
+
+    from shipdet.voyages.link import local_xy
+
+    xy = local_xy(visits.lon.to_numpy(), visits.lat.to_numpy(), float(visits.lat.mean()))
+    axis = xy[:, 0] if np.ptp(xy[:, 0]) >= np.ptp(xy[:, 1]) else xy[:, 1]
+    order = np.argsort(axis)
+    slot = np.zeros(len(axis), dtype=int)
+    slot[order] = np.concatenate([[0], np.cumsum(np.diff(axis[order]) > spacing_m)])
+    return slot.tolist()
+
+
+def timeline_png(result: AreaResult, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    obs, visits = result.observations, result.visits
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True, height_ratios=[1, 3])
+    seen = obs[obs.observed]
+    top.vlines(obs.acquired[~obs.observed], 0, 1, color="0.75", lw=1, label="not observed (cloud, nodata)")
+    top.vlines(seen.acquired, 0, 1, color="tab:green", lw=1, label="observed")
+    top.scatter(seen.acquired, 0.5 + 0 * seen.vessels, s=6 + 8 * seen.vessels, color="k", zorder=3,
+                label="vessels present (size)")
+    times = list(seen.acquired)
+    for a, b in itertools.pairwise(times):
+        if (b - a).total_seconds() / 86400 > result.summary["min_dwell_days"]:
+            top.axvspan(a, b, color="tab:red", alpha=0.12)
+            bottom.axvspan(a, b, color="tab:red", alpha=0.07)
+    top.set_yticks([])
+    top.legend(loc="upper left", fontsize=7, ncol=3)
+    top.set_title(f"{result.area.name}: {result.summary['confirmed_visits']} confirmed visits, estimate "
+                  f"{result.summary['estimate']}, bounds [{result.summary['lower_bound']}, "
+                  f"{result.summary['upper_bound']}]; red: gaps longer than the minimum dwell")
+    if len(visits):
+        lanes = berth_slots(visits, spacing_m=100.0)
+        for v, lane in zip(visits.itertuples(), lanes, strict=True):
+            colour = "tab:red" if v.dark else "tab:blue"
+            lo = v.arrival_earliest if pd.notna(v.arrival_earliest) else v.first_seen
+            hi = v.departure_latest if pd.notna(v.departure_latest) else v.last_seen
+            bottom.plot([lo, hi], [lane, lane], color=colour, lw=1, ls=":", alpha=0.7)
+            bottom.plot([v.first_seen, v.last_seen], [lane, lane], color=colour, lw=6 if v.confirmed else 2,
+                        solid_capstyle="butt", alpha=1.0 if v.confirmed else 0.5)
+        bottom.set_ylabel("berth slot (by longitude)")
+    bottom.plot([], [], color="tab:blue", lw=6,
+                label="visit, AIS seen (bar: sightings; dotted: arrival/departure bounds)")
+    bottom.plot([], [], color="tab:red", lw=6, label="dark visit (no matching AIS)")
+    bottom.plot([], [], color="tab:blue", lw=2, alpha=0.5, label="unconfirmed (one low-score sighting)")
+    bottom.legend(loc="upper left", fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
