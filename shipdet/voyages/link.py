@@ -49,9 +49,12 @@ class _Visit:
 
 def flag_dark(det: pd.DataFrame, ais: pd.DataFrame | None, p: LinkParams, lat0: float) -> np.ndarray:
     """True where no AIS position, interpolated to the image time, lies within `ais_distance_m` with a
-    compatible length. Without an AIS table every detection is unknown (False)."""
-    if ais is None or ais.empty or det.empty:
+    compatible length. Without an AIS table nothing is flagged; an empty one (AIS checked, nobody transmitting
+    there) flags every detection."""
+    if ais is None or det.empty:
         return np.zeros(len(det), dtype=bool)
+    if ais.empty:
+        return np.ones(len(det), dtype=bool)
     dark = np.ones(len(det), dtype=bool)
     det_xy = local_xy(det.lon.to_numpy(), det.lat.to_numpy(), lat0)
     det_t = det.acquired.astype("int64").to_numpy() / 1e9

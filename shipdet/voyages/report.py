@@ -83,8 +83,8 @@ def timeline_png(result: AreaResult, path: Path) -> Path:
     times = list(seen.acquired)
     for a, b in itertools.pairwise(times):
         if (b - a).total_seconds() / 86400 > result.summary["min_dwell_days"]:
-            top.axvspan(a, b, color="tab:red", alpha=0.12)
-            bottom.axvspan(a, b, color="tab:red", alpha=0.07)
+            top.axvspan(a, b, color="tab:red", alpha=0.10, lw=0)
+            bottom.axvspan(a, b, color="tab:red", alpha=0.05, lw=0)
     top.set_yticks([])
     top.legend(loc="upper left", fontsize=7, ncol=3)
     top.set_title(f"{result.area.name}: {result.summary['confirmed_visits']} confirmed visits, estimate "
@@ -97,9 +97,13 @@ def timeline_png(result: AreaResult, path: Path) -> Path:
             lo = v.arrival_earliest if pd.notna(v.arrival_earliest) else v.first_seen
             hi = v.departure_latest if pd.notna(v.departure_latest) else v.last_seen
             bottom.plot([lo, hi], [lane, lane], color=colour, lw=1, ls=":", alpha=0.7)
-            bottom.plot([v.first_seen, v.last_seen], [lane, lane], color=colour, lw=6 if v.confirmed else 2,
-                        solid_capstyle="butt", alpha=1.0 if v.confirmed else 0.5)
-        bottom.set_ylabel("berth slot (by longitude)")
+            # A visit seen once still gets a visible bar (half a day either side of its sighting).
+            half = pd.Timedelta(hours=12)
+            bottom.plot([v.first_seen - half, v.last_seen + half], [lane, lane], color=colour,
+                        lw=7 if v.confirmed else 3, solid_capstyle="butt", alpha=1.0 if v.confirmed else 0.5)
+        bottom.set_ylabel("berth slot")
+        bottom.set_yticks(sorted(set(lanes)))
+        bottom.set_ylim(min(lanes) - 0.7, max(lanes) + 1.2)
     bottom.plot([], [], color="tab:blue", lw=6,
                 label="visit, AIS seen (bar: sightings; dotted: arrival/departure bounds)")
     bottom.plot([], [], color="tab:red", lw=6, label="dark visit (no matching AIS)")
