@@ -1,0 +1,162 @@
+"""Archive re-scoring figures, side by side in one run:
+
+1. `shipdet rescore`'s scene path against SAHI's `get_sliced_prediction` (same ONNX model, slice size and overlap;
+   SAHI at its best: batched slices, no extra full-image pass), on a synthetic 8,000 x 8,000 scene and on the
+   real Sentinel-2 port scenes: throughput ratio and agreement (F1 at IoU 0.5, SAHI as reference);
+2. peak resident memory and time of a whole synthetic 20,000 x 20,000 3-band GeoTIFF (in a child process).
+
+    python -m bench.rescore --model weights/shipdet-default.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import REPO, write_section
+
+CONF = 0.1  # low enough that the CPU-trained default model finds ships on every scene, so agreement means something
+
+
+def synthetic_geotiff(path: Path, size: int, block: int = 2000, seed: int = 0) -> Path:
+    """A large UTM GeoTIFF assembled block by block from synthetic scenes (never whole in memory)."""
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+    from shipdet.datasets.synth import SynthConfig, make_scene
+
+    if path.is_file():
+        return path
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": "EPSG:32653",
+               "transform": Affine(3, 0, 341_200, 0, -3, 4_733_800), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate", "BIGTIFF": "YES"}
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, size, block):
+            for col in range(0, size, block):
+                h, w = min(block, size - row), min(block, size - col)
+                img, _ = make_scene(seed + row * 7 + col, SynthConfig(width=w, height=h, gsd_m=3.0, max_ships=40,
+                                                                       coast_probability=0.2))
+                dst.write(np.moveaxis(img, -1, 0), window=Window(col, row, w, h))
+    return path
+
+
+def ours(model: Path, path: Path, overlap: int) -> tuple[float, np.ndarray, np.ndarray]:
+    from shipdet.serve.engine import Engine
+
+    from shipdet.rescore.run import RescoreParams, detect_scene
+    from shipdet.rescore.scene import open_scene
+    from shipdet.rescore.sources import SceneSource
+
+    engine = Engine(model, providers=["cpu"], max_batch=8, verify=False)
+    scene = open_scene(SceneSource(path.stem, [path]))
+    start = time.perf_counter()
+    dets, _ = detect_scene(engine, scene, RescoreParams(conf=CONF, overlap=overlap, max_batch=8))
+    seconds = time.perf_counter() - start
+    pixels = scene.read_window(__import__("shipdet.tiling", fromlist=["Window"]).Window(0, 0, scene.width,
+                                                                                          scene.height))
+    scene.close()
+    return seconds, dets.xyxy, pixels
+
+
+def sahi(model: Path, pixels: np.ndarray, tile: int, overlap: int) -> tuple[float, np.ndarray]:
+    from sahi import AutoDetectionModel
+    from sahi.predict import get_sliced_prediction
+
+    detector = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(model),
+                                                  confidence_threshold=CONF, device="cpu", image_size=tile)
+    start = time.perf_counter()
+    result = get_sliced_prediction(pixels, detector, slice_height=tile, slice_width=tile,
+                                   overlap_height_ratio=overlap / tile, overlap_width_ratio=overlap / tile,
+                                   perform_standard_pred=False, batch_size=8, verbose=0)
+    seconds = time.perf_counter() - start
+    boxes = np.array([p.bbox.to_xyxy() for p in result.object_prediction_list]).reshape(-1, 4)
+    return seconds, boxes
+
+
+def agreement(a: np.ndarray, ref: np.ndarray) -> float:
+    from shipdet.detections import Detections
+    from shipdet.metrics import match_at
+
+    da = Detections(a, np.ones(len(a)), np.zeros(len(a), int))
+    dr = Detections(ref, np.ones(len(ref)), np.zeros(len(ref), int))
+    counts, _ = match_at([da], [dr], conf=0.0, iou=0.5)
+    return counts.f1 if len(a) or len(ref) else 1.0
+
+
+def memory_child(model: Path, path: Path, out: Path) -> dict[str, float]:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resumed (skipped) one
+    code = ("import sys, time; from pathlib import Path\n"
+            "from shipdet.rescore.run import RescoreParams, RescoreRun\n"
+            "from shipdet.rescore.sources import resolve_sources\n"
+            "from shipdet.serve.engine import Engine\n"
+            "t = time.perf_counter()\n"
+            "run = RescoreRun(Path(sys.argv[2]), Engine(Path(sys.argv[1]), providers=['cpu'], max_batch=8), "
+            "RescoreParams(max_batch=8))\n"
+            "counts = run.run(resolve_sources([sys.argv[3]]))\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+            "print(counts['tiles'], time.perf_counter() - t, hwm)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(model), str(out), str(path)], capture_output=True,
+                         text=True, check=True, cwd=REPO)
+    # VmHWM: the child's own peak (ru_maxrss would carry the parent's across exec).
+    tiles, seconds, peak_kib = res.stdout.split()[-3:]
+    return {"peak_mib": float(peak_kib) / 1024, "tiles": float(tiles), "seconds": float(seconds)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=REPO / "weights" / "shipdet-default.onnx")
+    ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--big", type=int, default=8000)
+    ap.add_argument("--huge", type=int, default=20000)
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+    from shipdet.offline import ensure_offline
+
+    ensure_offline()  # SAHI loads the model through ultralytics: keep it from reaching the network
+    work = REPO / "work" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    big = args.big if not args.dry_run else 1500
+    from shipdet.serve.model import load_model_info
+
+    tile = load_model_info(args.model, verify=False).imgsz[0]
+    rows = []
+    scenes = [synthetic_geotiff(work / f"synthetic_{big}.tif", big)]
+    s2 = sorted((REPO / "work" / "s2rgb").glob("*_rgb.tif"))
+    scenes += s2[: (1 if args.dry_run else len(s2))]
+    for path in scenes:
+        t_ours, b_ours, pixels = ours(args.model, path, args.overlap)
+        t_sahi, b_sahi = sahi(args.model, pixels, tile, args.overlap)
+        rows.append((path.stem, pixels.shape[1], pixels.shape[0], t_ours, t_sahi, len(b_ours), len(b_sahi),
+                     agreement(b_ours, b_sahi)))
+    lines = [f"## Re-scoring against SAHI (`{args.model.name}`, slices {tile} px, overlap {args.overlap} px, CPU)", "",
+             "| scene | size | shipdet s | SAHI s | speed-up | ships (shipdet / SAHI) | F1 agreement @ IoU 0.5 |",
+             "|---|---|---|---|---|---|---|"]
+    for name, w, h, to, ts, no, ns, f1 in rows:
+        lines.append(f"| {name} | {w} x {h} | {to:.1f} | {ts:.1f} | {ts / to:.2f}x | {no} / {ns} | {f1:.3f} |")
+    total_ours = sum(r[3] for r in rows)
+    total_sahi = sum(r[4] for r in rows)
+    real = [r for r in rows if not r[0].startswith("synthetic")]
+    lines += ["", f"All scenes: {total_sahi / total_ours:.2f}x (target >= 3x). Agreement: synthetic {rows[0][7]:.3f}"
+              + (f", real scenes median {np.median([r[7] for r in real]):.3f}" if real else "") + " (target >= 0.95)."]
+    huge = args.huge if not args.dry_run else 3000
+    mem = memory_child(args.model, synthetic_geotiff(work / f"synthetic_{huge}.tif", huge), work / f"mem_{huge}")
+    lines += ["", f"Whole {huge:,} x {huge:,} 3-band GeoTIFF through `RescoreRun` (child process): peak RSS "
+              f"**{mem['peak_mib']:.0f} MiB** (target < 1,536), {mem['tiles']:.0f} tiles in {mem['seconds']:.0f} s "
+              f"({mem['tiles'] / mem['seconds']:.1f} tiles/s)."]
+    text = "\n".join(lines)
+    print(text)
+    if not args.dry_run:
+        write_section("rescore", text)
+    print(json.dumps({"rows": rows}, default=str)[:0])
+
+
+if __name__ == "__main__":
+    main()
