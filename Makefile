@@ -22,7 +22,7 @@ $(VENV)/.serve: pyproject.toml | $(BIN)/python
 # Everything the tests need: serving, training (torch 2.14.1 from the local disk), geo, dev tools.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[serve,train,geo,dev]'
+	$(BIN)/pip install -q -e '.[serve,train,geo,dist,dev]'
 	touch $@ $(VENV)/.serve
 
 install-serve: $(VENV)/.serve

@@ -23,7 +23,10 @@ def register(app: typer.Typer) -> None:
         providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
         retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
         geojson: bool = typer.Option(False, help="Also write detections.geojson."),
-        backend: str = typer.Option("local", help="local (Ray is not built yet)."),
+        backend: str = typer.Option("local", help="local, or ray (Ray Data: an actor pool of engines)."),
+        ray_address: str = typer.Option(None, help="Ray cluster address (default: start a local instance)."),
+        actors: int = typer.Option(2, help="Ray: engines in the actor pool."),
+        gpus_per_actor: float = typer.Option(0.0, help="Ray: GPUs per actor (e.g. 1 on a GPU cluster)."),
     ) -> None:
         """Re-score whole scenes: windows, batched inference, seam merge, georeferenced GeoParquet; crash-safe."""
         from shipdet.errors import ConfigError
@@ -32,14 +35,20 @@ def register(app: typer.Typer) -> None:
         from shipdet.serve.engine import Engine
         from shipdet.serve.settings import DEFAULT_MODEL
 
-        if backend != "local":
-            raise ConfigError(f"backend {backend!r} is not available yet", "use --backend local")
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
         scenes = resolve_sources(sources)
         engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")], max_batch=batch)
         params = RescoreParams(conf=conf, iou=iou, tile=tile, overlap=overlap, cloud_band=cloud_band,
                                max_batch=batch)
         run = RescoreRun(out, engine, params)
-        counts = run.run(scenes, retry_failed=retry_failed)
+        if backend == "ray":
+            from shipdet.rescore.ray_backend import run_on_ray
+
+            counts = run_on_ray(run, run.pending(scenes, retry_failed), ray_address, actors,
+                                gpus_per_actor, tuple(p.strip() for p in providers.split(",")))
+        else:
+            counts = run.run(scenes, retry_failed=retry_failed)
         if geojson and (out / "detections.parquet").is_file():
             run.export_geojson()
         typer.echo(f"scenes: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "

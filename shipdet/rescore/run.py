@@ -118,32 +118,64 @@ class RescoreRun:
             os.fsync(fh.fileno())
 
     def process(self, source: SceneSource) -> dict[str, Any]:
-        sha = self.engine.info.sha256
-        key = scene_key(source, sha, self.params_hash)
+        """Detect, then record: the local backend. Distributed backends call `record` with their detections."""
         started = time.perf_counter()
         scene = open_scene(source, self.params.cloud_band)
         try:
             dets, tiles = detect_scene(self.engine, scene, self.params)
-            ref = scene.georef
-            if ref is not None:
-                dets = georeference(dets, ref)
-            acquired = scene.acquired
-            frame = detections_frame(dets, source.scene_id, acquired, ref, sha, self.params_hash)
-            valid, fraction = scene.valid()
-            info = {"key": key, "scene_id": source.scene_id, "path": "|".join(map(str, source.paths)),
-                    "acquired": acquired.isoformat() if acquired else None,
-                    "crs": scene.datasets[0].crs.to_string() if scene.datasets[0].crs else None,
-                    "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
-                    "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
-                    "tiles": tiles, "seconds": time.perf_counter() - started, "model_sha256": sha,
-                    "params_hash": self.params_hash}
+            return self.record(source, scene, dets, tiles, started)
         finally:
             scene.close()
+
+    def record(self, source: SceneSource, scene: Scene, dets: Detections, tiles: int, started: float
+               ) -> dict[str, Any]:
+        """Georeference a scene's merged detections, write its table atomically, then add it to the manifest."""
+        sha = self.engine.info.sha256
+        key = scene_key(source, sha, self.params_hash)
+        ref = scene.georef
+        if ref is not None:
+            dets = georeference(dets, ref)
+        acquired = scene.acquired
+        frame = detections_frame(dets, source.scene_id, acquired, ref, sha, self.params_hash)
+        valid, fraction = scene.valid()
+        info = {"key": key, "scene_id": source.scene_id, "path": "|".join(map(str, source.paths)),
+                "acquired": acquired.isoformat() if acquired else None,
+                "crs": scene.datasets[0].crs.to_string() if scene.datasets[0].crs else None,
+                "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
+                "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
+                "tiles": tiles, "seconds": time.perf_counter() - started, "model_sha256": sha,
+                "params_hash": self.params_hash}
         output = self.out / "scenes" / f"{source.scene_id}.parquet"
         write_geoparquet(frame, output)
         info["output"] = str(output.relative_to(self.out))
         self._append(self.manifest, {**info, "status": "done"})  # only after the output is safely in place
         return info
+
+    def pending(self, sources: list[SceneSource], retry_failed: bool = False) -> list[SceneSource]:
+        """The scenes this run still has to do (not done with this model and parameters, not failed before)."""
+        done, failed = self._records(self.manifest), self._records(self.failures)
+        todo = []
+        for source in sources:
+            try:
+                key = scene_key(source, self.engine.info.sha256, self.params_hash)
+            except OSError:
+                todo.append(source)  # missing file: processing records the failure
+                continue
+            if key in done and (self.out / done[key]["output"]).is_file():
+                continue
+            if key in failed and not retry_failed:
+                continue
+            todo.append(source)
+        return todo
+
+    def fail(self, source: SceneSource, exc: Exception) -> None:
+        try:
+            key = scene_key(source, self.engine.info.sha256, self.params_hash)
+        except OSError:
+            key = f"missing:{source.scene_id}"
+        log.warning("%s failed: %s", source.scene_id, exc)
+        self._append(self.failures, {"key": key, "scene_id": source.scene_id, "status": "failed",
+                                     "path": "|".join(map(str, source.paths)), "error": f"{type(exc).__name__}: {exc}"})
 
     def run(self, sources: list[SceneSource], retry_failed: bool = False) -> dict[str, int]:
         sha = self.engine.info.sha256
@@ -174,10 +206,7 @@ class RescoreRun:
                 log.info("%s: %d ships, %d tiles in %.1f s", source.scene_id, info["n_detections"], info["tiles"],
                          info["seconds"])
             except Exception as exc:  # one bad scene is recorded and the others go on
-                log.warning("%s failed: %s", source.scene_id, exc)
-                self._append(self.failures, {"key": key, "scene_id": source.scene_id, "status": "failed",
-                                             "path": "|".join(map(str, source.paths)),
-                                             "error": f"{type(exc).__name__}: {exc}"})
+                self.fail(source, exc)
                 counts["failed"] += 1
         self.write_tables()
         elapsed = time.perf_counter() - started

@@ -135,3 +135,26 @@ def test_real_sentinel2_rows_inside_footprints(real_data, tmp_path):
     assert len(rows) > 0 and rows.lon.between(-180, 180).all()
     for _, row in rows.iterrows():
         assert scenes.loc[row.scene_id, "footprint"].buffer(1e-4).contains(row.geometry.centroid)
+
+
+def test_ray_backend_equals_local(scenes, tmp_path):
+    pytest.importorskip("ray")
+    from shipdet.serve.engine import Engine
+
+    from shipdet.rescore.ray_backend import run_on_ray
+    from tests.fake_model import detect_model
+
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"])
+    params = RescoreParams(overlap=16, max_batch=4, conf=0.5)
+    sources = resolve_sources([str(scenes)])[:2]
+    RescoreRun(tmp_path / "local", engine, params).run(sources)
+    run = RescoreRun(tmp_path / "ray", engine, params)
+    counts = run_on_ray(run, sources, actors=2, providers=("cpu",))
+    assert counts["done"] == 2 and counts["failed"] == 0
+    key = ["scene_id", "det_id"]
+    a = gpd.read_parquet(tmp_path / "local" / "detections.parquet").sort_values(key).reset_index(drop=True)
+    b = gpd.read_parquet(tmp_path / "ray" / "detections.parquet").sort_values(key).reset_index(drop=True)
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"), check_exact=False,
+                                  rtol=1e-5)
+    assert json.loads((tmp_path / "ray" / "manifest.jsonl").read_text().splitlines()[0])["status"] == "done"
