@@ -53,3 +53,27 @@ bench: $(VENV)/.dev
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
+
+# The default model, end to end, as shipped in weights/ (docs: weights/shipdet-default.card.md).
+# CPU: EPOCHS=30 IMGSZ=512 DEVICE=cpu (what was run); a CUDA machine: DEVICE=0 and more epochs.
+DATA ?= ../shared/data/ships
+EPOCHS ?= 30
+IMGSZ ?= 512
+DEVICE ?= cpu
+default-model: $(VENV)/.dev
+	$(BIN)/shipdet datasets airbus $(DATA)/airbus/train_ship_segmentations_v2.csv $(DATA)/airbus/train_v2 --empty-fraction 1 --out work/sets/airbus
+	$(BIN)/shipdet datasets voc $(DATA)/boats/annotations $(DATA)/boats/images --source boats --class-map '*=ship' --out work/sets/boats
+	$(BIN)/shipdet datasets yolo $(DATA)/vhr/images $(DATA)/vhr/labels --classes $(DATA)/vhr/classes.txt \
+		--class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship --source vhr --gsd 0.3 --out work/sets/vhr
+	$(BIN)/shipdet datasets sentinel2 $(DATA)/sentinel2-ports --out work/s2rgb
+	$(BIN)/shipdet datasets coco $(DATA)/sentinel2-ports/coco_annotations.json --images work/s2rgb --images $(DATA)/sentinel2-ports \
+		--source s2ports --gsd 10 --tile 640 --overlap 64 --out work/sets/s2
+	$(BIN)/shipdet datasets merge work/sets/airbus work/sets/boats work/sets/vhr work/sets/s2 --out work/sets/merged
+	OMP_NUM_THREADS=2 $(BIN)/shipdet train work/sets/merged/data.yaml --task detect --model yolo11n.yaml --epochs $(EPOCHS) \
+		--imgsz $(IMGSZ) --batch 16 --close-mosaic 5 --patience 100 --workers 2 --device $(DEVICE) \
+		--project work/runs --name default-yolo11n-$(IMGSZ)
+	$(BIN)/shipdet evaluate work/runs/default-yolo11n-$(IMGSZ)/weights/best.pt work/sets/merged/data.yaml \
+		--out work/runs/default-yolo11n-$(IMGSZ)/eval
+	$(BIN)/shipdet export work/runs/default-yolo11n-$(IMGSZ)/weights/best.pt --imgsz $(IMGSZ) --data work/sets/merged/data.yaml \
+		--name shipdet-default --out weights/shipdet-default.onnx --int8
+	$(BIN)/shipdet evaluate weights/shipdet-default.onnx work/sets/merged/data.yaml --out docs/default-model --draw 6

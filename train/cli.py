@@ -49,11 +49,12 @@ def register(app: typer.Typer) -> None:
         iou: float = typer.Option(0.5, help="IoU for a match in P/R/F1."),
         split: str = typer.Option("val", help="val or train."),
         gsd: float = typer.Option(None, help="Metres per pixel, for recall by size in metres."),
+        draw: int = typer.Option(0, help="Draw this many validation images with truth and detections."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.train.evaluate import evaluate_model
 
-        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd)
+        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw)
         typer.echo(report)
 
     @app.command()

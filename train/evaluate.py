@@ -161,15 +161,20 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
 
 def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
-                   batch: int = 8) -> str:
+                   batch: int = 8, draw: int = 0) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown."""
     images = split_images(data, split)
     names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
     predict = predictor or (onnx_predictor(model) if model.suffix == ".onnx" else torch_predictor(model, imgsz))
     preds: list[Detections] = []
     truths: list[Detections] = []
+    shown: list[NDArray[np.uint8]] = []
+    sources_all, _ = image_sources(images)
+    # Drawn examples: spread over the sources, images with ships first.
+    wanted = set(_examples(images, sources_all, draw)) if draw else set()
     for start in range(0, len(images), batch):
         pixels = [read_rgb8(p) for p in images[start:start + batch]]
+        shown += [im for k, im in enumerate(pixels, start) if k in wanted]
         preds += predict(pixels)
         truths += [load_truth(p, im.shape[1], im.shape[0], names) for p, im in
                    zip(images[start:start + batch], pixels, strict=True)]
@@ -185,5 +190,26 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: 
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     pr_curve(preds, truths, iou, out / "pr_curve.png")
     report = markdown_report(metrics, model, data, split)
+    if draw:
+        from shipdet.train.visualize import contact_sheet
+
+        order = sorted(wanted)
+        contact_sheet(shown, [truths[k] for k in order], [preds[k] for k in order], conf, out / "examples.png")
+        report += "\n![detections (green: truth, orange: model)](examples.png)\n"
     (out / "report.md").write_text(report)
     return report
+
+
+def _examples(images: Sequence[Path], sources: list[str], count: int) -> list[int]:
+    labelled = [i for i, p in enumerate(images)
+                if Path(str(p).replace("/images/", "/labels/")).with_suffix(".txt").is_file()
+                and Path(str(p).replace("/images/", "/labels/")).with_suffix(".txt").stat().st_size > 0]
+    by_source: dict[str, list[int]] = {}
+    for i in labelled:
+        by_source.setdefault(sources[i], []).append(i)
+    picked: list[int] = []
+    while len(picked) < count and any(by_source.values()):
+        for source in sorted(by_source):
+            if by_source[source] and len(picked) < count:
+                picked.append(by_source[source].pop(0))
+    return picked
