@@ -73,7 +73,7 @@ default-model: $(VENV)/.dev
 		--imgsz $(IMGSZ) --batch 16 --close-mosaic 5 --patience 100 --workers 2 --device $(DEVICE) \
 		--project work/runs --name default-yolo11n-$(IMGSZ)
 	$(BIN)/shipdet evaluate work/runs/default-yolo11n-$(IMGSZ)/weights/best.pt work/sets/merged/data.yaml \
-		--out work/runs/default-yolo11n-$(IMGSZ)/eval
+		--imgsz $(IMGSZ) --out work/runs/default-yolo11n-$(IMGSZ)/eval
 	$(BIN)/shipdet export work/runs/default-yolo11n-$(IMGSZ)/weights/best.pt --imgsz $(IMGSZ) --data work/sets/merged/data.yaml \
 		--name shipdet-default --out weights/shipdet-default.onnx --int8
 	$(BIN)/shipdet evaluate weights/shipdet-default.onnx work/sets/merged/data.yaml --out docs/default-model --draw 6

@@ -50,11 +50,12 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("val", help="val or train."),
         gsd: float = typer.Option(None, help="Metres per pixel, for recall by size in metres."),
         draw: int = typer.Option(0, help="Draw this many validation images with truth and detections."),
+        imgsz: int = typer.Option(640, help="Input size for a .pt model (an ONNX model carries its own)."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.train.evaluate import evaluate_model
 
-        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw)
+        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz)
         typer.echo(report)
 
     @app.command()
