@@ -118,8 +118,8 @@ def test_synthetic_training_reaches_recall(tmp_path):
     from shipdet.train.train import TrainSettings, train
 
     cfg = SynthConfig(width=256, height=256, gsd_m=2.0, max_ships=6, min_length_m=40, cloud_probability=0.1)
-    write_synth_set(tmp_path / "s", 400, seed=11, cfg=cfg, val_fraction=0.15)
-    folder = train(TrainSettings(data=tmp_path / "s" / "data.yaml", task="detect", epochs=40, imgsz=256, batch=16,
+    write_synth_set(tmp_path / "s", 300, seed=11, cfg=cfg, val_fraction=0.15)
+    folder = train(TrainSettings(data=tmp_path / "s" / "data.yaml", task="detect", epochs=25, imgsz=256, batch=16,
                                  workers=2, device="cpu", project=tmp_path / "runs", name="slow", close_mosaic=5))
     evaluate_model(folder / "weights" / "best.pt", tmp_path / "s" / "data.yaml", tmp_path / "eval", conf=0.25,
                    iou=0.5, imgsz=256)
