@@ -19,6 +19,7 @@ from shipdet.datasets.writer import ConversionReport, YoloSetWriter
 from shipdet.detections import Detections
 from shipdet.errors import DatasetFormatError, DatasetNotFoundError, ShipdetError
 from shipdet.geometry import points_to_obb
+from shipdet.progress import progress
 
 AIRBUS_SHAPE = (768, 768)
 AIRBUS_GSD_M = 1.5
@@ -108,7 +109,7 @@ def convert_airbus(csv_path: Path, images_dir: Path, out: Path, empty_fraction: 
     for message in problems:
         writer.skip(message)
     rng = random.Random(seed)
-    for image_id in sorted(ships):
+    for image_id in progress(sorted(ships), desc="airbus", total=len(ships), unit="image"):
         rles = ships[image_id]
         if not rles and rng.random() >= empty_fraction:
             continue

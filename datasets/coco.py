@@ -21,6 +21,7 @@ from shipdet.datasets.writer import ConversionReport, YoloSetWriter
 from shipdet.detections import Detections
 from shipdet.errors import DatasetFormatError, DatasetNotFoundError, ShipdetError
 from shipdet.geometry import points_to_obb, xyxy_to_obb
+from shipdet.progress import progress
 
 
 def decode_uncompressed_rle(counts: Sequence[int], height: int, width: int) -> NDArray[np.bool_]:
@@ -111,7 +112,7 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
         by_image[int(ann["image_id"])].append(ann)
     index = ImageIndex(image_roots)
     writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=gsd_m)
-    for image_id, meta in sorted(images.items()):
+    for image_id, meta in progress(sorted(images.items()), desc=source, total=len(images), unit="image"):
         name = str(meta["file_name"])
         try:
             path = index.find(name)

@@ -13,6 +13,7 @@ from shipdet.datasets.writer import ConversionReport, YoloSetWriter
 from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError, ShipdetError
 from shipdet.formats import from_dota_lines, from_yolo_lines
+from shipdet.progress import progress
 
 Parser = Callable[[list[str], int, int, str], Detections]
 
@@ -38,7 +39,8 @@ def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: 
         if not folder.is_dir():
             raise DatasetNotFoundError(f"{source} {what} folder not found at {folder}")
     writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=gsd_m)
-    for image_path in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    for image_path in progress(paths, desc=source, total=len(paths), unit="image"):
         label_path = labels / f"{image_path.stem}.txt"
         try:
             image = read_rgb8(image_path)

@@ -12,6 +12,7 @@ from shipdet.datasets.writer import ConversionReport, YoloSetWriter
 
 from shipdet.detections import Detections
 from shipdet.errors import DatasetFormatError, DatasetNotFoundError, ShipdetError
+from shipdet.progress import progress
 
 
 def parse_voc(xml_path: Path, class_map: ClassMap) -> tuple[str, Detections]:
@@ -59,7 +60,8 @@ def convert_voc(annotations: Path, images: Path, out: Path, class_map: ClassMap,
     if not annotations.is_dir():
         raise DatasetNotFoundError(f"VOC annotations folder not found at {annotations}")
     writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=gsd_m)
-    for xml_path in sorted(annotations.glob("*.xml")):
+    xml_files = sorted(annotations.glob("*.xml"))
+    for xml_path in progress(xml_files, desc=source, total=len(xml_files), unit="image"):
         try:
             filename, dets = parse_voc(xml_path, class_map)
             image_path = find_image(images, filename, xml_path.stem)

@@ -16,6 +16,7 @@ from shipdet.datasets.writer import ConversionReport, YoloSetWriter, clip_to_win
 from shipdet.detections import Detections
 from shipdet.errors import DatasetFormatError, DatasetNotFoundError
 from shipdet.imaging import to_rgb8
+from shipdet.progress import progress
 from shipdet.tiling import tile_windows
 
 XVIEW_VESSELS = {40: "maritime_vessel", 41: "motorboat", 42: "sailboat", 44: "tugboat", 45: "barge",
@@ -75,7 +76,7 @@ def convert_xview(geojson: Path, images: Path, out: Path, taxonomy: str = "ship"
     writer = YoloSetWriter(out, class_map.class_names, source="xview", gsd_m=XVIEW_GSD_M)
     for message in skipped:
         writer.skip(message)
-    for image_id in sorted(labels):
+    for image_id in progress(sorted(labels), desc="xview", total=len(labels), unit="image"):
         path = images / image_id
         if not path.is_file():
             writer.skip(f"{geojson}: image {image_id} not found in {images}")

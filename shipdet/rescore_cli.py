@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,11 +16,12 @@ def register(app: typer.Typer) -> None:
                                                       "STAC item collection (.json)."),
         model: Path = typer.Option(None, help="ONNX model (default: the bundled one)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-runs resume in it)."),
-        conf: float = typer.Option(0.25), iou: float = typer.Option(0.45),
-        tile: int = typer.Option(0, help="Window size (0: the model's input size)."),
-        overlap: int = typer.Option(64, help="Window overlap in pixels."),
+        conf: float = typer.Option(None, help="Confidence threshold (default 0.25)."),
+        iou: float = typer.Option(None, help="NMS and seam IoU (default 0.45)."),
+        tile: int = typer.Option(None, help="Window size (default: the model's input size)."),
+        overlap: int = typer.Option(None, help="Window overlap in pixels (default 64)."),
         cloud_band: int = typer.Option(None, help="Band (1-based) of a cloud mask: non-zero = cloud."),
-        batch: int = typer.Option(8, help="Windows per model call."),
+        batch: int = typer.Option(None, help="Windows per model call (default 8)."),
         providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
         retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
         geojson: bool = typer.Option(False, help="Also write detections.geojson."),
@@ -28,7 +30,8 @@ def register(app: typer.Typer) -> None:
         actors: int = typer.Option(2, help="Ray: engines in the actor pool."),
         gpus_per_actor: float = typer.Option(0.0, help="Ray: GPUs per actor (e.g. 1 on a GPU cluster)."),
     ) -> None:
-        """Re-score whole scenes: windows, batched inference, seam merge, georeferenced GeoParquet; crash-safe."""
+        """Re-score whole scenes: windows, batched inference, seam merge, georeferenced GeoParquet; crash-safe.
+        Defaults can also come from SHIPDET_RESCORE_* variables."""
         from shipdet.errors import ConfigError
         from shipdet.rescore.run import RescoreParams, RescoreRun
         from shipdet.rescore.sources import resolve_sources
@@ -38,9 +41,11 @@ def register(app: typer.Typer) -> None:
         if backend not in ("local", "ray"):
             raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
         scenes = resolve_sources(sources)
-        engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")], max_batch=batch)
-        params = RescoreParams(conf=conf, iou=iou, tile=tile, overlap=overlap, cloud_band=cloud_band,
-                               max_batch=batch)
+        given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "cloud_band": cloud_band,
+                 "max_batch": batch}
+        params = RescoreParams(**{k: v for k, v in given.items() if v is not None})
+        engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],
+                        max_batch=params.max_batch)
         run = RescoreRun(out, engine, params)
         if backend == "ray":
             from shipdet.rescore.ray_backend import run_on_ray

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,8 +20,8 @@ def register(app: typer.Typer) -> None:
         end: str = typer.Option(None, help="End of the period (default: last scene)."),
         min_dwell_days: float = typer.Option(1.0, help="Shortest plausible port call, for the bounds."),
         berths: int = typer.Option(None, help="Vessels the area holds at once (default: most seen at once)."),
-        min_observed: float = typer.Option(0.8, help="Share of an area a scene must see clearly to count."),
-        link_distance_m: float = typer.Option(150.0, help="Same berth slot within this distance."),
+        min_observed: float = typer.Option(None, help="Share of an area a scene must see clearly (default 0.8)."),
+        link_distance_m: float = typer.Option(None, help="Same berth slot within this distance (default 150 m)."),
     ) -> None:
         """Count port calls per area from detections, honest about the time that was not observed."""
         import pandas as pd
@@ -31,7 +32,8 @@ def register(app: typer.Typer) -> None:
         from shipdet.voyages.report import write_outputs
 
         det, sc, aois, positions = read_detections(detections), read_scenes(scenes), read_areas(areas), read_ais(ais)
-        params = LinkParams(min_observed=min_observed, link_distance_m=link_distance_m)
+        given: dict[str, Any] = {"min_observed": min_observed, "link_distance_m": link_distance_m}
+        params = LinkParams(**{k: v for k, v in given.items() if v is not None})  # the rest: SHIPDET_VOYAGES_*
         t0 = pd.Timestamp(start, tz="UTC") if start else None
         t1 = pd.Timestamp(end, tz="UTC") if end else None
         results = [count_area(a, det, sc, positions, params, t0, t1, min_dwell_days, berths) for a in aois]

@@ -10,11 +10,11 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipdet.detections import Detections
 from shipdet.georef import georeference
@@ -27,8 +27,11 @@ from shipdet.tiling import Window, merge_windows, tile_windows
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RescoreParams:
+class RescoreParams(BaseSettings):
+    """Re-scoring parameters; each can come from the environment as SHIPDET_RESCORE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPDET_RESCORE_", frozen=True, extra="forbid")
+
     conf: float = 0.25
     iou: float = 0.45
     tile: int = 0            # 0: the model's input size
@@ -38,7 +41,7 @@ class RescoreParams:
     readahead: int = 16      # windows read ahead of inference
 
     def digest(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if k not in ("max_batch", "readahead")}
+        fields = self.model_dump(exclude={"max_batch", "readahead"})
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EARTH_M_PER_DEG = 111_320.0
 
 
-@dataclass(frozen=True)
-class LinkParams:
+class LinkParams(BaseSettings):
+    """Voyage-counting parameters; each can come from the environment as SHIPDET_VOYAGES_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPDET_VOYAGES_", frozen=True, extra="forbid")
+
     min_observed: float = 0.8          # share of the area a scene must see (clear, valid) to count as observed
     link_distance_m: float = 150.0     # the same berth slot
     length_tolerance: float = 0.25     # relative length difference still the same vessel

@@ -123,3 +123,25 @@ def test_real_merge_of_all_four(real_data, tmp_path):
         assert f"| {source} |" in report
     stats = dataset_stats(tmp_path / "merged")
     assert stats["train"]["images"] > 0 and stats["val"]["images"] > 0 and stats["val"]["size_m"]
+
+
+def test_xview_reads_only_windows(tmp_path, monkeypatch):
+    """A 3,000 x 3,000 image is read one tile window at a time, never whole."""
+    import rasterio.io
+
+    img = np.zeros((3000, 3000, 3), np.uint8)
+    write_geotiff(tmp_path / "big.tif", img, Affine(0.3, 0, 500000, 0, -0.3, 4000000), "EPSG:32653")
+    feats = [{"properties": {"image_id": "big.tif", "type_id": 51, "bounds_imcoords": f"{x},{x},{x + 40},{x + 12}"}}
+             for x in range(100, 2900, 400)]
+    (tmp_path / "x.geojson").write_text(json.dumps({"features": feats}))
+    reads = []
+    original = rasterio.io.DatasetReader.read
+
+    def spy(self, *args, **kwargs):
+        reads.append(kwargs.get("window"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", spy)
+    report = convert_xview(tmp_path / "x.geojson", tmp_path, tmp_path / "out", tile=512, overlap=32)
+    assert report.boxes >= len(feats) and reads  # overlapping tiles can each hold a ship
+    assert all(w is not None and w.width <= 512 and w.height <= 512 for w in reads)
