@@ -108,7 +108,8 @@ def sentinel2(root: Path = typer.Argument(..., help="A scene folder of band GeoT
     from shipdet.datasets.sentinel2 import stack_scenes
 
     for r in stack_scenes(root, out):
-        status = f"missing {', '.join(r.missing)}" if r.missing else f"-> {r.rgb_tif.name}, {r.rgb8.name}"  # type: ignore[union-attr]
+        written = [p.name for p in (r.rgb_tif, r.rgb8) if p is not None]
+        status = f"missing {', '.join(r.missing)}" if r.missing else f"-> {', '.join(written)}"
         typer.echo(f"{r.scene} ({r.acquired or 'date unknown'}): {status}")
 
 

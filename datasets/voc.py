@@ -29,8 +29,10 @@ def parse_voc(xml_path: Path, class_map: ClassMap) -> tuple[str, Detections]:
             continue
         bb = obj.find("bndbox")
         try:
-            x1, y1, x2, y2 = (float(bb.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[union-attr]
-        except (AttributeError, ValueError) as exc:
+            if bb is None:
+                raise ValueError("no bndbox")
+            x1, y1, x2, y2 = (float(bb.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
+        except ValueError as exc:
             raise DatasetFormatError(f"{xml_path}: object without a numeric bndbox") from exc
         if not (x2 > x1 and y2 > y1):
             raise DatasetFormatError(f"{xml_path}: degenerate box {x1, y1, x2, y2}")

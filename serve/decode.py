@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -84,22 +85,22 @@ def _pillow(data: bytes, max_pixels: int, kind: str) -> NDArray[np.uint8]:
         raise ImageDecodeError(f"corrupt or truncated image ({exc})") from exc
 
 
-def _geotiff_reference(tags: dict[int, object]) -> GeoReference | None:
+def _geotiff_reference(tags: dict[int, Any]) -> GeoReference | None:
     """Affine and CRS from GeoTIFF tags (pixel scale + tie point, or a transformation matrix) and geokeys."""
     keys = tags.get(34735)
     if keys is None:
         return None
-    values = [int(v) for v in keys]  # type: ignore[attr-defined]
+    values = [int(v) for v in keys]
     geokeys = {values[i]: values[i + 3] for i in range(4, 4 + 4 * values[3], 4) if values[i + 1] == 0}
     epsg = geokeys.get(3072) or geokeys.get(2048)
     if not epsg or epsg == 32767:
         return None
     if 34264 in tags:
-        m = [float(v) for v in tags[34264]]  # type: ignore[attr-defined]
+        m = [float(v) for v in tags[34264]]
         transform = Affine(m[0], m[1], m[3], m[4], m[5], m[7])
     elif 33550 in tags and 33922 in tags:
-        sx, sy = (float(v) for v in list(tags[33550])[:2])  # type: ignore[call-overload]
-        i, j, _, x, y, _ = (float(v) for v in list(tags[33922])[:6])  # type: ignore[call-overload]
+        sx, sy = (float(v) for v in list(tags[33550])[:2])
+        i, j, _, x, y, _ = (float(v) for v in list(tags[33922])[:6])
         transform = Affine(sx, 0.0, x - i * sx, 0.0, -sy, y + j * sy)
     else:
         return None
