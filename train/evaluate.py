@@ -115,7 +115,8 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
     return result
 
 
-def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path: Path) -> None:
+def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path: Path) -> dict[str, float]:
+    """Plot precision against recall over confidence thresholds; return the F1-maximising point."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,6 +124,7 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
 
     thresholds = np.linspace(0.01, 0.95, 60)
     points = [match_at(preds, truths, t, iou)[0] for t in thresholds]
+    best = int(np.argmax([p.f1 for p in points]))
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot([p.recall for p in points], [p.precision for p in points], marker=".")
     ax.set_xlabel("recall")
@@ -133,6 +135,8 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return {"conf": round(float(thresholds[best]), 3), "precision": points[best].precision,
+            "recall": points[best].recall, "f1": points[best].f1}
 
 
 def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
@@ -141,6 +145,8 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
              f"| mAP50 | {m['mAP50']:.3f} |", f"| mAP50-95 | {m['mAP50-95']:.3f} |",
              f"| precision @ conf {m['conf']} | {m['precision']:.3f} |", f"| recall | {m['recall']:.3f} |",
              f"| F1 | {m['f1']:.3f} |",
+             f"| best F1 over confidences (chosen on this split) | {m['best_f1']['f1']:.3f} at conf "
+             f"{m['best_f1']['conf']} (P {m['best_f1']['precision']:.3f}, R {m['best_f1']['recall']:.3f}) |",
              f"| Airbus F2 (Airbus images, n={m['airbus_images']}) | "
              f"{'-' if m['airbus_f2_airbus_images'] is None else format(m['airbus_f2_airbus_images'], '.3f')} |",
              f"| Airbus F2 (all images) | {m['airbus_f2_all_images']:.3f} |",
@@ -187,8 +193,8 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: 
         gsd = [gsd_m] * len(images)
     metrics = evaluate_predictions(preds, truths, sources, gsd, conf, iou)
     out.mkdir(parents=True, exist_ok=True)
+    metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    pr_curve(preds, truths, iou, out / "pr_curve.png")
     report = markdown_report(metrics, model, data, split)
     if draw:
         from shipdet.train.visualize import contact_sheet
