@@ -212,3 +212,22 @@ def test_voyages_from_rescore_outputs(scenes, tmp_path):
     assert result.exit_code == 0, result.output
     visits = pd.read_csv(tmp_path / "voy" / "visits.csv")
     assert len(visits) == len(SHIPS) and (visits.sightings == 5).all()
+
+
+def test_cloud_mask_band_and_nodata_shrink_the_valid_part(tmp_path):
+    from affine import Affine
+
+    from tests.conftest import write_geotiff
+    from tests.rescore.conftest import GSD, ORIGIN, UTM
+
+    img = np.full((200, 300, 4), 20, np.uint8)
+    img[:, :, 3] = 0
+    img[:, 150:, 3] = 1  # the east half under cloud
+    img[:50, :, :3] = 0  # the northern quarter without data (nodata 0 in every band)
+    write_geotiff(tmp_path / "cloudy.tif", img, Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1]), UTM)
+    counts = RescoreRun(tmp_path / "out", ThresholdEngine(), RescoreParams(tile=128, overlap=32, cloud_band=4)).run(
+        resolve_sources([str(tmp_path / "cloudy.tif")]))
+    assert counts["done"] == 1
+    scene = gpd.read_parquet(tmp_path / "out" / "scenes.parquet").iloc[0]
+    assert scene.valid_fraction == pytest.approx(0.5 * 0.75, abs=0.02)
+    assert scene.valid.area == pytest.approx(scene.footprint.area * 0.375, rel=0.05)
