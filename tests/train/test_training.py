@@ -120,7 +120,7 @@ def test_synthetic_training_reaches_recall(tmp_path):
     # Iterations matter more than pixels when training from scratch: many small scenes, small batches.
     cfg = SynthConfig(width=160, height=160, gsd_m=3.0, max_ships=4, min_length_m=60, cloud_probability=0.1)
     write_synth_set(tmp_path / "s", 600, seed=11, cfg=cfg, val_fraction=0.15)
-    folder = train(TrainSettings(data=tmp_path / "s" / "data.yaml", task="detect", epochs=30, imgsz=160, batch=8,
+    folder = train(TrainSettings(data=tmp_path / "s" / "data.yaml", task="detect", epochs=50, imgsz=160, batch=8,
                                  workers=2, device="cpu", project=tmp_path / "runs", name="slow", close_mosaic=5))
     evaluate_model(folder / "weights" / "best.pt", tmp_path / "s" / "data.yaml", tmp_path / "eval", conf=0.25,
                    iou=0.5, imgsz=160)
