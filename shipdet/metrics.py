@@ -66,7 +66,7 @@ def average_precision(preds: Sequence[Detections], truths: Sequence[Detections],
 
 
 def _ap_from_ranked(scores: NDArray[np.float64], hits: NDArray[np.bool_], n_gt: int) -> float:
-    if n_gt == 0:
+    if n_gt == 0 or len(scores) == 0:
         return 0.0
     order = np.argsort(-scores, kind="mergesort")
     tp = np.cumsum(hits[order])

@@ -90,3 +90,7 @@ def test_map_matches_pycocotools(rng):
     ours = average_precision(preds, truths)
     assert np.mean(list(ours.values())) == pytest.approx(evaluator.stats[0], abs=1e-6)  # mAP50-95
     assert ours[0.5] == pytest.approx(evaluator.stats[1], abs=1e-6)  # mAP50
+
+
+def test_ap_without_predictions_is_zero():
+    assert average_precision([D([])], [D([[0, 0, 10, 10]])], [0.5])[0.5] == 0.0

@@ -105,6 +105,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
     target.parent.mkdir(parents=True, exist_ok=True)
     if exported.resolve() != target.resolve():
         shutil.move(str(exported), target)
+    for stale in (target.with_suffix(".card.json"), target.with_suffix(".card.md")):
+        stale.unlink(missing_ok=True)  # it describes the file just replaced; the new card comes at the end
     record = read_run_record(weights)
     version = version or datetime.now(UTC).strftime("%Y.%m.%d")
     _add_metadata(target, {"shipdet_name": name, "shipdet_version": version,
