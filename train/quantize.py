@@ -66,7 +66,8 @@ def quantize_int8(fp32: Path, data: Path | None, imgsz: int, calibration_tiles: 
     fp32_tps, int8_tps = _bare_throughput(fp32, batch), _bare_throughput(int8, batch)
     from shipdet.train.evaluate import evaluate_model, onnx_predictor
 
-    out = fp32.parent.parent / "work" / "int8_eval" if (fp32.parent.parent / "work").is_dir() else fp32.parent / "int8_eval"
+    work = fp32.parent.parent / "work"  # keep evaluation files out of weights/ when a work folder exists
+    out = work / "int8_eval" if work.is_dir() else fp32.parent / "int8_eval"
     evaluate_model(fp32, data, out / "fp32", predictor=onnx_predictor(fp32, ("cpu",)))
     evaluate_model(int8, data, out / "int8", predictor=onnx_predictor(int8, ("cpu",)))
     import json
