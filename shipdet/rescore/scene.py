@@ -3,6 +3,8 @@ the part of it with data (nodata and an optional cloud mask band removed)."""
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,9 @@ from shipdet.imaging import band_percentiles, to_rgb8
 from shipdet.rescore.sources import SceneSource, date_from_name, parse_time
 from shipdet.tiling import Window
 
+# GDAL caches raster blocks up to 5 % of RAM by default; windows are read once, so a small cache loses nothing
+# and keeps a re-scoring worker's memory flat whatever the scene size (MiB; the user's own setting wins).
+os.environ.setdefault("GDAL_CACHEMAX", "128")
 OVERVIEW_SIZE = 1024  # longest side of the decimated read used for the stretch and the valid-data mask
 
 
