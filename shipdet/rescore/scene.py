@@ -4,7 +4,6 @@ the part of it with data (nodata and an optional cloud mask band removed)."""
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
