@@ -51,7 +51,7 @@ def main() -> None:
             "engine full pipeline (JPEG bytes in)": n / median(timed(full, repeats))}
     if args.pt:
         os.environ.setdefault("YOLO_OFFLINE", "1")
-        from shipdet.offline import ensure_offline
+        from shipdet.train.offline import ensure_offline
 
         ensure_offline()
         import torch

@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--huge", type=int, default=20000)
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
-    from shipdet.offline import ensure_offline
+    from shipdet.train.offline import ensure_offline
 
     ensure_offline()  # SAHI loads the model through ultralytics: keep it from reaching the network
     work = REPO / "work" / "bench"

@@ -61,7 +61,7 @@ def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf
 
 
 def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float = 0.6) -> Predictor:
-    from shipdet.offline import ensure_offline
+    from shipdet.train.offline import ensure_offline
 
     ensure_offline()
     from ultralytics import YOLO

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from shipdet.serve.model import file_sha256
 from shipdet.train.card import write_card
+from shipdet.train.offline import ensure_offline
 from shipdet.train.records import read_run_record
 
 from shipdet.errors import ShipdetError
-from shipdet.offline import ensure_offline
 
 
 class ExportParityError(ShipdetError):

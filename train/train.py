@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from shipdet.train.augment import AugmentConfig
+from shipdet.train.offline import ensure_offline
 
 from shipdet.errors import ConfigError, DatasetNotFoundError
-from shipdet.offline import ensure_offline
 
 
 class TrainSettings(BaseSettings):
