@@ -32,7 +32,9 @@ class ServeSettings(BaseSettings):
     api_keys_file: Path | None = Field(None, description="File with one API key a line (e.g. a mounted secret).")
     allow_public_without_key: bool = Field(False, description="Listen beyond loopback with no key (explicit).")
     providers: list[str] = Field(default_factory=lambda: ["tensorrt", "cuda", "cpu"])
-    threads: int = Field(0, description="onnxruntime intra-op threads (0: all cores).")
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: all cores).")
+    streams: int = Field(0, ge=0, description="CPU: single-threaded inferences side by side (0: one per core, "
+                                              "or 1 when threads is set). CUDA: always 1.")
     verify_sha256: bool = True
     max_batch: int = Field(8, ge=1, le=256)
     max_delay_ms: float = Field(5.0, ge=0)

@@ -46,6 +46,6 @@ class ServiceState:
         """Load and warm the model (in a worker thread at start-up)."""
         s = self.settings
         engine = Engine(s.model, providers=s.providers, max_batch=s.max_batch, threads=s.threads,
-                        verify=s.verify_sha256)
+                        streams=s.streams, verify=s.verify_sha256)
         engine.warmup()
         return engine

@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 from shipdet.serve.engine import Engine
@@ -36,9 +38,12 @@ def test_letterbox_exact_size_is_a_copy():
     np.testing.assert_allclose(out, image.transpose(2, 0, 1) / 255.0, atol=1e-6)
 
 
-def test_batches_keep_images_apart(engine):
+@pytest.mark.parametrize("streams", [1, 3])
+def test_batches_keep_images_apart(tmp_path, streams):
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=streams)
+    assert engine.streams == streams
     images = [np.full((64, 64, 3), v, dtype=np.uint8) for v in (0, 255, 128, 64, 200)]
-    engine.max_batch = 2  # three model calls
+    engine.max_batch = 2  # three model calls, the next prepared while one runs (or five tiles on three streams)
     results = engine.detect(images, conf=0.5)
     for image, dets in zip(images, results, strict=True):
         cx = (dets.xyxy[0, 0] + dets.xyxy[0, 2]) / 2
@@ -67,3 +72,26 @@ def test_model_card_sha_mismatch_is_refused(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelLoadError, match="cannot load"):
         Engine(tmp_path / "junk.onnx")
+
+
+def test_streams_bytes_and_batches_agree(tmp_path):
+    """The CPU streams layout, the batched pipeline and encoded input all give the same detections."""
+    from PIL import Image
+
+    model = detect_model(tmp_path / "fake.onnx")
+    batched, streamed = Engine(model, providers=["cpu"], streams=1), Engine(model, providers=["cpu"], streams=2)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (48 + 8 * i, 64, 3), dtype=np.uint8) for i in range(4)]
+    encoded = []
+    for image in images:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")
+        encoded.append(buf.getvalue())
+    expected = batched.detect(images)
+    for got in (streamed.detect(images), streamed.detect(encoded), batched.detect(encoded)):
+        for a, b in zip(expected, got, strict=True):
+            np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-4)
+            np.testing.assert_allclose(a.score, b.score, atol=1e-6)
+    batch, _ = batched.preprocess(images)
+    np.testing.assert_allclose(streamed.infer(batch), batched.infer(batch), atol=1e-5)
+    streamed.close()
