@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from shipdet.errors import ShipdetError
 from shipdet.progress import setup_logging
@@ -53,6 +54,13 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except typer.Abort:
         sys.exit(130)
+    except ValidationError as exc:  # a setting from an option or a SHIPDET_* variable that does not validate
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"]) or exc.title
+            typer.secho(f"error: {exc.title} {where}: {err['msg']} (got {err.get('input')!r})", fg="red", err=True)
+        typer.echo("hint: see `shipdet COMMAND --help`; settings also come from SHIPDET_* environment variables",
+                   err=True)
+        sys.exit(2)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 

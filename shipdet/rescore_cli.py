@@ -20,6 +20,8 @@ def register(app: typer.Typer) -> None:
         iou: float = typer.Option(None, help="NMS and seam IoU (default 0.45)."),
         tile: int = typer.Option(None, help="Window size (default: the model's input size)."),
         overlap: int = typer.Option(None, help="Window overlap in pixels (default 64)."),
+        grid: str = typer.Option(None, help="Window placement: even (default: equal overlaps) or stride "
+                                            "(SAHI's slices, to compare with SAHI runs)."),
         cloud_band: int = typer.Option(None, help="Band (1-based) of a cloud mask: non-zero = cloud."),
         batch: int = typer.Option(None, help="Windows per model call (default 8)."),
         providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
@@ -41,8 +43,8 @@ def register(app: typer.Typer) -> None:
         if backend not in ("local", "ray"):
             raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
         scenes = resolve_sources(sources)
-        given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "cloud_band": cloud_band,
-                 "max_batch": batch}
+        given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "grid": grid,
+                                  "cloud_band": cloud_band, "max_batch": batch}
         params = RescoreParams(**{k: v for k, v in given.items() if v is not None})
         engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],
                         max_batch=params.max_batch)

@@ -27,32 +27,42 @@ class Window:
         return self.col, self.row, self.col + self.width, self.row + self.height
 
 
-def _starts(extent: int, size: int, stride: int) -> list[int]:
-    """Window starts along one axis: as few windows as the stride allows, spread evenly from 0 to
-    `extent - size`, so consecutive windows overlap by at least `size - stride` and none nearly repeats
-    another (a plain stride grid with the last window shifted inward can leave two almost equal windows)."""
+GRIDS = ("even", "stride")
+
+
+def _starts(extent: int, size: int, stride: int, grid: str = "even") -> list[int]:
+    """Window starts along one axis, as few as the stride allows (both grids give the same count).
+
+    `even` spreads them evenly from 0 to `extent - size`, so every seam gets the same, larger overlap and no
+    window nearly repeats another. `stride` steps by `stride` and shifts the last window inward to the edge,
+    as SAHI's slicer does (its windows exactly), for results comparable with SAHI runs.
+    """
     if extent <= size:
         return [0]
+    if grid == "stride":
+        return [*range(0, extent - size, stride), extent - size]
     count = math.ceil((extent - size) / stride) + 1
     return [round(i * (extent - size) / (count - 1)) for i in range(count)]
 
 
-def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[Window]:
+def tile_windows(width: int, height: int, tile: int, overlap: int, grid: str = "even") -> list[Window]:
     """Windows of `tile` x `tile` pixels covering a `width` x `height` image, row by row.
 
     Every pixel is covered, every window lies inside the image (edge windows are shifted inward, never padded;
     an image smaller than a tile gets one window of its own size), consecutive windows overlap by at least
-    `overlap` pixels, and the order is deterministic.
+    `overlap` pixels, and the order is deterministic. `grid`: `even` or `stride` (SAHI's), see `_starts`.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width} x {height}")
     if tile <= 0 or not 0 <= overlap < tile:
         raise ValueError(f"need tile > 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}: use one of {', '.join(GRIDS)}")
     stride = tile - overlap
     return [
         Window(col, row, min(tile, width), min(tile, height))
-        for row in _starts(height, tile, stride)
-        for col in _starts(width, tile, stride)
+        for row in _starts(height, tile, stride, grid)
+        for col in _starts(width, tile, stride, grid)
     ]
 
 

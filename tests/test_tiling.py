@@ -8,11 +8,14 @@ from shipdet.tiling import Window, merge_windows, tile_windows
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 3000), st.integers(1, 3000), st.integers(32, 1024), st.data())
-def test_windows_cover_every_pixel_and_stay_inside(width, height, tile, data):
+@given(st.integers(1, 3000), st.integers(1, 3000), st.integers(32, 1024), st.sampled_from(["even", "stride"]),
+       st.data())
+def test_windows_cover_every_pixel_and_stay_inside(width, height, tile, grid, data):
     overlap = data.draw(st.integers(0, tile - 1))
-    windows = tile_windows(width, height, tile, overlap)
-    assert windows == tile_windows(width, height, tile, overlap)  # deterministic
+    windows = tile_windows(width, height, tile, overlap, grid)
+    assert windows == tile_windows(width, height, tile, overlap, grid)  # deterministic
+    other = "stride" if grid == "even" else "even"
+    assert len(windows) == len(tile_windows(width, height, tile, overlap, other))  # same cost either way
     cover_x = np.zeros(width, dtype=bool)
     cover_y = np.zeros(height, dtype=bool)
     for w in windows:
@@ -33,6 +36,22 @@ def test_windows_table():
     assert tile_windows(30, 20, 64, 8) == [Window(0, 0, 30, 20)]
     with pytest.raises(ValueError):
         tile_windows(100, 100, 64, 64)
+    # 1000 px, tile 512, overlap 64: even spreads the surplus (0, 244, 488); stride steps by 448 and shifts the
+    # last window to the edge (0, 448, 488), as SAHI slices.
+    assert [w.col for w in tile_windows(1000, 10, 512, 64)] == [0, 244, 488]
+    assert [w.col for w in tile_windows(1000, 10, 512, 64, "stride")] == [0, 448, 488]
+    assert [w.col for w in tile_windows(960, 10, 512, 64, "stride")] == [0, 448]  # lands exactly on the edge
+    with pytest.raises(ValueError, match="unknown grid"):
+        tile_windows(100, 100, 64, 8, "diagonal")
+
+
+@pytest.mark.parametrize("size", [(8000, 8000), (747, 1226), (511, 339), (1980, 1038), (2201, 871)])
+def test_stride_grid_is_sahis(size):
+    slicing = pytest.importorskip("sahi.slicing")
+    width, height = size
+    expected = slicing.get_slice_bboxes(height, width, 512, 512, overlap_height_ratio=64 / 512,
+                                        overlap_width_ratio=64 / 512)
+    assert [list(w.bounds) for w in tile_windows(width, height, 512, 64, "stride")] == expected
 
 
 def _window_dets(window, boxes, scores):

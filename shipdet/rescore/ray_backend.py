@@ -83,7 +83,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
                         "bands": [b for _, b in scene.bands] if len(source.paths) == 1 else [],
                         "cloud_band": run.params.cloud_band,
                         "limits": None if scene.limits is None else scene.limits.tolist()}
-        for w in tile_windows(scene.width, scene.height, tile, min(run.params.overlap, tile - 1)):
+        for w in tile_windows(scene.width, scene.height, tile, min(run.params.overlap, tile - 1), run.params.grid):
             rows.append({"scene": index, "col": w.col, "row": w.row, "width": w.width, "height": w.height})
     started = time.perf_counter()
     by_window: dict[tuple[int, Window], list[Detections]] = defaultdict(list)
@@ -105,7 +105,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
                 by_window[(int(batch["scene"][i]), w)].append(dets.shifted(w.col, w.row))
     for index, scene in opened.items():
         try:
-            windows = tile_windows(scene.width, scene.height, tile, min(run.params.overlap, tile - 1))
+            windows = tile_windows(scene.width, scene.height, tile, min(run.params.overlap, tile - 1), run.params.grid)
             empty = Detections.empty(oriented=run.engine.info.task == "obb", class_names=run.engine.info.names)
             # In tile order, as the local backend merges them (Ray returns batches in any order).
             per_window = [(w, Detections.concatenate(by_window[(index, w)]) if by_window[(index, w)] else empty)

@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +36,7 @@ class RescoreParams(BaseSettings):
     iou: float = 0.45
     tile: int = 0            # 0: the model's input size
     overlap: int = 64
+    grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices
     cloud_band: int | None = None
     max_batch: int = 8
     readahead: int = 16      # windows read ahead of inference
@@ -69,10 +70,13 @@ def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[
     return out
 
 
-def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> tuple[Detections, int]:
-    """All ships in a scene: windows with overlap, batched inference, seam merge. Returns (detections, tiles)."""
+def detect_scene(engine: Any, scene: Scene, params: RescoreParams,
+                 windows: list[Window] | None = None) -> tuple[Detections, int]:
+    """All ships in a scene: windows with overlap (the core tiling unless given), batched inference, seam merge.
+    Returns (detections, tiles)."""
     tile = params.tile or engine.input_size[0]
-    windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1))
+    if windows is None:
+        windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid)
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []

@@ -19,8 +19,9 @@ from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine
 PARAMS = RescoreParams(tile=128, overlap=32, max_batch=4)
 
 
-def test_ships_land_within_one_pixel_of_truth(scenes, tmp_path):
-    run = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS)
+@pytest.mark.parametrize("grid", ["even", "stride"])
+def test_ships_land_within_one_pixel_of_truth(scenes, tmp_path, grid):
+    run = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS.model_copy(update={"grid": grid}))
     counts = run.run(resolve_sources([str(scenes)]))
     assert counts["done"] == 5 and counts["failed"] == 0
     table = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
@@ -231,3 +232,21 @@ def test_cloud_mask_band_and_nodata_shrink_the_valid_part(tmp_path):
     scene = gpd.read_parquet(tmp_path / "out" / "scenes.parquet").iloc[0]
     assert scene.valid_fraction == pytest.approx(0.5 * 0.75, abs=0.02)
     assert scene.valid.area == pytest.approx(scene.footprint.area * 0.375, rel=0.05)
+
+
+def test_invalid_setting_is_one_clear_line(scenes, tmp_path, monkeypatch, capsys):
+    """A bad option or SHIPDET_RESCORE_* value names the setting and exits 2, no traceback, nothing written."""
+    from shipdet.cli import main
+
+    for argv, env, expected in ((["--grid", "diagonal"], {}, "grid: Input should be 'even' or 'stride'"),
+                                ([], {"SHIPDET_RESCORE_CONF": "high"}, "conf: Input should be a valid number")):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr("sys.argv", ["shipdet", "rescore", str(scenes), "--out", str(tmp_path / "out"), *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and expected in err and "Traceback" not in err
+        for key in env:
+            monkeypatch.delenv(key)
+    assert not (tmp_path / "out").exists()
