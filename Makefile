@@ -39,6 +39,7 @@ test-slow: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
 
 # serve/, train/ and datasets/ are shipdet subpackages by build configuration; mypy needs them in place,
 # so it checks a tree of links shaped like the installed package.
