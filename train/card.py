@@ -63,7 +63,14 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- training command: `{training.get('command', 'unknown')}`",
              f"- model: {config.get('model') or 'default'}, epochs {config.get('epochs')}, "
              f"imgsz {config.get('imgsz')}, device {config.get('device') or 'auto'}",
-             f"- parity with PyTorch: {card['parity']}", "", "## Data sources and licences", ""]
+             f"- parity with PyTorch: {card['parity']}"]
+    stages, record = [], training
+    while record.get("parent"):
+        record = record["parent"]
+        stages.append(f"- started from the weights of an earlier run: `{record.get('command', 'unknown')}` "
+                      f"(commit `{record.get('git_commit', 'unknown')}`, dataset sha256 "
+                      f"`{str(record.get('dataset_sha256', 'unknown'))[:12]}...`)")
+    lines += [*stages, "", "## Data sources and licences", ""]
     lines += [f"- `{s}`: {lic}" for s, lic in card.get("data_sources", {}).items()] or ["- not recorded"]
     lines += ["", "Anything derived from these sets is for research use; check each licence before other use.", "",
               "## Metrics", "", f"Training validation (ultralytics, best epoch): {card.get('training_metrics')}", ""]
@@ -74,4 +81,6 @@ def card_markdown(card: dict[str, Any]) -> str:
                   f"recall {e['recall']:.3f}, F1 {e['f1']:.3f} at conf {e['conf']}.", ""]
     if "int8" in card:
         lines += [f"INT8: {card['int8']}", ""]
+    if card.get("notes"):
+        lines += [str(card["notes"]).rstrip(), ""]
     return "\n".join(lines)

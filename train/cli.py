@@ -68,10 +68,11 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(False, help="Also write a static INT8 model calibrated on training tiles."),
         data: Path = typer.Option(None, help="Data YAML for calibration, parity images and the INT8 check."),
         name: str = typer.Option("shipdet", help="Model name in the card."),
+        notes: Path = typer.Option(None, help="Markdown appended to the model card (e.g. its limitations)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.train.export import export_model
 
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
-                            data=data, name=name)
+                            data=data, name=name, notes=notes)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")

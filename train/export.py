@@ -89,7 +89,7 @@ def _add_metadata(path: Path, extra: dict[str, str]) -> None:
 
 def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
-                 version: str | None = None) -> dict[str, Any]:
+                 version: str | None = None, notes: Path | None = None) -> dict[str, Any]:
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -98,6 +98,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError("FP16 export needs a CUDA device", "export FP32 here, or run on a GPU machine")
     if not weights.is_file():
         raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
+    if notes is not None and not notes.is_file():
+        raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
     model = YOLO(str(weights))
     exported = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, half=half,
                                  simplify=True, device=0 if half else "cpu", verbose=False))
@@ -121,6 +123,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "task": model.task, "imgsz": imgsz, "dynamic_batch": dynamic, "fp16": half,
                             "names": {int(k): v for k, v in model.names.items()}, "parity": parity,
                             "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds")}
+    if notes is not None:
+        card["notes"] = notes.read_text()
     if int8:
         from shipdet.train.quantize import quantize_int8
 

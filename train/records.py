@@ -84,9 +84,19 @@ def trim_logs_to_checkpoint(run_dir: Path, completed_epochs: int) -> None:
 
 
 def read_run_record(weights: Path) -> dict[str, Any]:
-    """The record of the run a checkpoint came from (`<run>/weights/best.pt` -> `<run>/shipdet_run.json`)."""
+    """The record of the run a checkpoint came from (`<run>/weights/best.pt` -> `<run>/shipdet_run.json`).
+
+    A run that started from another run's checkpoint carries that run's record as `parent`, and so on: the
+    model card can then say every stage the weights went through.
+    """
     for folder in (weights.parent, weights.parent.parent):
         path = folder / "shipdet_run.json"
         if path.is_file():
-            return dict(json.loads(path.read_text()))
+            record = dict(json.loads(path.read_text()))
+            start = str(record.get("config", {}).get("model") or "")
+            if start.endswith(".pt") and "parent" not in record and Path(start).resolve() != weights.resolve():
+                parent = read_run_record(Path(start))
+                if parent:
+                    record["parent"] = parent
+            return record
     return {}

@@ -136,3 +136,27 @@ def test_resume_trims_epochs_the_checkpoint_lacks(tmp_path):
     trim_logs_to_checkpoint(tmp_path, completed_epochs=2)  # killed after epoch 3's metrics, before its checkpoint
     assert (tmp_path / "results.csv").read_text() == "epoch,loss\n1,0.5\n2,0.4\n"
     assert (tmp_path / "augment_log.csv").read_text().splitlines()[-1] == "2,20,0"
+
+
+def test_card_names_every_training_stage_and_appends_notes(tmp_path, monkeypatch):
+    """Weights fine-tuned from an earlier run carry that run's record; the card lists each stage, then the notes."""
+    import json
+
+    from shipdet.train.card import card_markdown
+    from shipdet.train.records import read_run_record
+
+    monkeypatch.chdir(tmp_path)  # run records hold the starting weights as given on the command line
+    first, second = tmp_path / "runs" / "first", tmp_path / "runs" / "second"
+    for run, model, command in ((first, "yolo11n.yaml", "shipdet train --epochs 30"),
+                                (second, "runs/first/weights/best.pt", "shipdet train --epochs 25")):
+        (run / "weights").mkdir(parents=True)
+        (run / "weights" / "best.pt").write_bytes(b"")
+        (run / "shipdet_run.json").write_text(json.dumps({"config": {"model": model, "epochs": 1},
+                                                          "command": command, "git_commit": "abc"}))
+    record = read_run_record(second / "weights" / "best.pt")
+    assert record["command"].endswith("25") and record["parent"]["command"].endswith("30")
+    assert "parent" not in record["parent"]  # the first run started from a YAML
+    card = {"name": "m", "version": "1", "file": "m.onnx", "sha256": "0", "task": "detect", "imgsz": 512,
+            "names": {0: "ship"}, "parity": {}, "training": record, "notes": "## Limitations\n- small ships"}
+    text = card_markdown(card)
+    assert "earlier run: `shipdet train --epochs 30`" in text and text.rstrip().endswith("- small ships")
