@@ -1,4 +1,5 @@
-"""Dynamic batching across concurrent requests: wait at most `max_delay_ms` to fill up to `max_batch`.
+"""Dynamic batching across concurrent requests: wait at most `max_delay_ms` to fill up to `max_batch`, and
+only while other tiles are being decoded (a lone request is not held back for company that is not coming).
 
 Requests arrive already decoded and letterboxed (in the request's own worker thread); the batcher stacks
 them, runs the session in one background thread (off the event loop) and decodes each request's output with
@@ -8,7 +9,9 @@ that request's own thresholds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -51,6 +54,7 @@ class DynamicBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipdet-infer")
         self.on_batch = on_batch  # callable(batch_size, seconds) for metrics
         self._task: asyncio.Task[None] | None = None
+        self.incoming = 0  # tiles being decoded that will be submitted next (event-loop only)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -75,6 +79,15 @@ class DynamicBatcher:
             raise QueueFullError from None
         return await future
 
+    @contextlib.contextmanager
+    def announce(self) -> Iterator[None]:
+        """Around a request's decoding: tells the batcher a tile is on its way, so it is worth waiting for."""
+        self.incoming += 1
+        try:
+            yield
+        finally:
+            self.incoming -= 1
+
     async def _collect(self) -> list[_Item]:
         first = await self.queue.get()
         batch = [first]
@@ -83,6 +96,8 @@ class DynamicBatcher:
             if not self.queue.empty():
                 batch.append(self.queue.get_nowait())
                 continue
+            if self.incoming == 0:  # no other tile is on its way: waiting would only add latency
+                break
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break

@@ -109,7 +109,8 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectQuery) -> dict[st
         tensor = np.empty((3, h, w), dtype=np.float32)
         return decoded, tensor, letterbox_into(decoded.pixels, tensor, (h, w))
 
-    decoded, tensor, box = await loop.run_in_executor(svc.decode_pool, prepare)
+    with batcher.announce():
+        decoded, tensor, box = await loop.run_in_executor(svc.decode_pool, prepare)
     params = DetectParams(q.conf if q.conf is not None else svc.settings.conf,
                           q.iou if q.iou is not None else svc.settings.iou, q.classes, q.max_det)
     try:

@@ -1,0 +1,53 @@
+"""The dynamic batcher on its own: requests batched together when several are on their way, a lone one not held."""
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from shipdet.serve.batcher import DetectParams, DynamicBatcher
+from shipdet.serve.engine import Engine
+
+from tests.fake_model import detect_model
+
+
+def _run(engine: Engine, tiles: list[np.ndarray], max_delay_ms: float, stagger_s: float = 0.0
+         ) -> tuple[list[int], list[float], list[float]]:
+    """Submit each tile as its own request (announced while 'decoding'); return batch sizes, each request's
+    latency and each result's box centre x."""
+    sizes: list[int] = []
+
+    async def main() -> tuple[list[float], list[float]]:
+        batcher = DynamicBatcher(engine, max_batch=8, max_delay_ms=max_delay_ms, queue_size=16,
+                                 on_batch=lambda n, _s: sizes.append(n))
+        batcher.start()
+
+        async def request(tile: np.ndarray, delay: float) -> tuple[float, float]:
+            with batcher.announce():
+                await asyncio.sleep(delay)  # stands for decoding in a worker thread
+                batch, boxes = engine.preprocess([tile])
+            start = time.perf_counter()
+            dets, _ = await batcher.submit(batch[0].copy(), boxes[0], DetectParams(conf=0.5, iou=0.45))
+            return time.perf_counter() - start, float(dets.xyxy[0, [0, 2]].mean())
+
+        results = await asyncio.gather(*(request(t, i * stagger_s) for i, t in enumerate(tiles)))
+        await batcher.stop()
+        return [r[0] for r in results], [r[1] for r in results]
+
+    latencies, centres = asyncio.run(main())
+    return sizes, latencies, centres
+
+
+def test_announced_requests_share_a_batch_and_keep_their_own_results(tmp_path):
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=1)
+    tiles = [np.full((64, 64, 3), v, dtype=np.uint8) for v in (0, 255, 128, 64)]
+    sizes, _, centres = _run(engine, tiles, max_delay_ms=2000, stagger_s=0.05)
+    assert sizes == [4]  # the first waited for the three still being decoded
+    for tile, cx in zip(tiles, centres, strict=True):  # the fake model moves its box with the image's mean
+        assert cx == pytest.approx(20 + 20 * float(tile[0, 0, 0]) / 255.0, abs=1e-3)
+
+
+def test_a_lone_request_is_not_held_for_the_batch_delay(tmp_path):
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=1)
+    sizes, latencies, _ = _run(engine, [np.zeros((64, 64, 3), np.uint8)], max_delay_ms=2000)
+    assert sizes == [1] and latencies[0] < 1.0  # not the 2 s it would wait for company
