@@ -105,7 +105,7 @@ def _geotiff_reference(tags: dict[int, Any]) -> GeoReference | None:
     else:
         return None
     if geokeys.get(1025) == 2:  # PixelIsPoint: the tie point is a pixel centre
-        transform = transform * Affine.translation(-0.5, -0.5)
+        transform = transform @ Affine.translation(-0.5, -0.5)
     try:
         return GeoReference.from_parts(transform, f"EPSG:{epsg}")
     except GeoreferenceError:

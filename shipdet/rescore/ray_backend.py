@@ -42,8 +42,13 @@ class WindowScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         windows = [Window(int(c), int(r), int(w), int(h)) for c, r, w, h in
                    zip(batch["col"], batch["row"], batch["width"], batch["height"], strict=True)]
-        pixels = [self._scene(int(s)).read_window(w) for s, w in zip(batch["scene"], windows, strict=True)]
-        results = self.engine.detect(pixels, conf=self.conf, iou=self.iou)
+        pixels = [self._scene(int(s)).read_window_with_data(w) for s, w in zip(batch["scene"], windows, strict=True)]
+        with_data = [i for i, p in enumerate(pixels) if p is not None]  # windows of nodata only are not scored
+        scored = self.engine.detect([pixels[i] for i in with_data], conf=self.conf, iou=self.iou) if with_data else []
+        results = [Detections.empty(oriented=self.engine.info.task == "obb", class_names=self.engine.info.names)
+                   for _ in pixels]
+        for i, dets in zip(with_data, scored, strict=True):
+            results[i] = dets
         out: dict[str, list[Any]] = defaultdict(list)
         for s, w, dets in zip(batch["scene"], windows, results, strict=True):
             for i in range(len(dets)):

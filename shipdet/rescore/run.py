@@ -62,7 +62,7 @@ def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[
     def work() -> None:
         try:
             for w in windows:
-                out.put((w, scene.read_window(w)))
+                out.put((w, scene.read_window_with_data(w)))
         except Exception as exc:  # handed to the consumer, which fails the scene
             out.put(exc)
 
@@ -73,23 +73,26 @@ def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[
 def detect_scene(engine: Any, scene: Scene, params: RescoreParams,
                  windows: list[Window] | None = None) -> tuple[Detections, int]:
     """All ships in a scene: windows with overlap (the core tiling unless given), batched inference, seam merge.
-    Returns (detections, tiles)."""
+    Windows without any data are not scored. Returns (detections, tiles scored)."""
     tile = params.tile or engine.input_size[0]
     if windows is None:
         windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid)
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []
+    scored = 0
     for i in range(len(windows)):
         item = reader.get()
         if isinstance(item, Exception):
             raise item
-        batch.append(item)
-        if len(batch) == params.max_batch or i == len(windows) - 1:
+        if item[1] is not None:
+            batch.append(item)
+        if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
             results = engine.detect([a for _, a in batch], conf=params.conf, iou=params.iou)
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
+            scored += len(batch)
             batch = []
-    return merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou), len(windows)
+    return merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou), scored
 
 
 class RescoreRun:

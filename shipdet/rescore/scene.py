@@ -80,10 +80,19 @@ class Scene:
         return self._overview
 
     def read_window(self, w: Window) -> NDArray[np.uint8]:
+        pixels = self.read_window_with_data(w, skip_empty=False)
+        assert pixels is not None
+        return pixels
+
+    def read_window_with_data(self, w: Window, skip_empty: bool = True) -> NDArray[np.uint8] | None:
+        """The window scaled to 8-bit RGB, or None when every pixel is nodata in every band (the blank margins of
+        granules and strips hold no ships: scoring them would cost time and invite false detections)."""
         from rasterio.windows import Window as RioWindow
 
         win = RioWindow(w.col, w.row, w.width, w.height)
         arr = np.stack([self.datasets[d].read(b, window=win) for d, b in self.bands], axis=-1)
+        if skip_empty and not np.any(arr != self.nodata):
+            return None
         return to_rgb8(arr, self.limits)
 
     def footprint(self) -> BaseGeometry:
@@ -115,7 +124,7 @@ class Scene:
         from rasterio import features
 
         sx, sy = self.width / mask.shape[1], self.height / mask.shape[0]
-        transform = ref.transform * Affine.scale(sx, sy)
+        transform = ref.transform @ Affine.scale(sx, sy)
         polys = [shapely.geometry.shape(g) for g, v in features.shapes(mask.astype(np.uint8), mask=mask,
                                                                      transform=transform) if v == 1]
         area = shapely.union_all(polys).simplify(max(abs(transform.a), abs(transform.e)))

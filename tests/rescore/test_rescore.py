@@ -250,3 +250,36 @@ def test_invalid_setting_is_one_clear_line(scenes, tmp_path, monkeypatch, capsys
         for key in env:
             monkeypatch.delenv(key)
     assert not (tmp_path / "out").exists()
+
+
+def test_windows_without_data_are_not_scored(tmp_path):
+    """The blank (nodata) margin of a scene costs no inference; ships in the data part are all found; a scene
+    with no data at all completes with no rows."""
+    from affine import Affine
+
+    from tests.conftest import write_geotiff
+
+    class CountingEngine(ThresholdEngine):
+        tiles = 0
+
+        def detect(self, images, conf=0.25, iou=0.45):
+            CountingEngine.tiles += len(images)
+            return super().detect(images, conf, iou)
+
+    img = np.full((260, 300, 3), 20, np.uint8)
+    img[:, :130] = 0  # the western part of the granule has no data
+    ships = [(200, 100, 212, 140), (150, 30, 180, 40)]
+    for x1, y1, x2, y2 in ships:
+        img[y1:y2, x1:x2] = 230
+    transform = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
+    write_geotiff(tmp_path / "margin.tif", img, transform, UTM)
+    write_geotiff(tmp_path / "blank.tif", np.zeros_like(img), transform, UTM)
+    params = RescoreParams(tile=128, overlap=32)  # columns 0, 86, 172: the first lies wholly in the margin
+    counts = RescoreRun(tmp_path / "out", CountingEngine(), params).run(resolve_sources([str(tmp_path)]))
+    assert counts["done"] == 2 and counts["failed"] == 0
+    assert CountingEngine.tiles == counts["tiles"] == 6  # of 2 x 9 windows: margin.tif's 6 with data
+    table = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
+    assert sorted(table.x1.round().astype(int).tolist()) == sorted(x1 for x1, *_ in ships)
+    assert set(table.scene_id) == {"margin"}
+    scenes = gpd.read_parquet(tmp_path / "out" / "scenes.parquet").set_index("scene_id")
+    assert scenes.loc["blank", "valid_fraction"] == 0.0 and scenes.loc["blank", "n_detections"] == 0
