@@ -26,3 +26,7 @@ if ! $PY -c "import shipdet.serve" 2>/dev/null; then
 fi
 if [ ! -f "$MODEL" ]; then echo "model $MODEL not found: export one at 640 (shipdet export ... --imgsz 640)"; exit 2; fi
 timeout 570 $PY -m bench.gpu --model "$MODEL" $CHECK
+# Re-scoring against SAHI on the GPU, where it is installed (sahi, ultralytics, torch with CUDA) and time is left.
+if [ -z "$CHECK" ] && $PY -c "import sahi, ultralytics, torch; assert torch.cuda.is_available()" 2>/dev/null; then
+  timeout 300 $PY -m bench.rescore --device cuda --huge 10000 || echo "rescore comparison did not finish"
+fi

@@ -25,6 +25,7 @@ import numpy as np
 from bench.common import REPO, write_section
 
 IOU = 0.45  # shipdet's default NMS IoU, given to SAHI too
+DEVICE = "cpu"  # or "cuda" (--device): the engine's provider and SAHI's torch device
 
 
 def synthetic_geotiff(path: Path, size: int, block: int = 2000, seed: int = 0) -> Path:
@@ -57,12 +58,12 @@ def ours(model: Path, path: Path, overlap: int, conf: float, grid: str) -> tuple
     from shipdet.rescore.sources import SceneSource
     from shipdet.tiling import Window
 
-    engine = Engine(model, providers=["cpu"], max_batch=8, verify=False)
+    engine = Engine(model, providers=[DEVICE, "cpu"], max_batch=8 if DEVICE == "cpu" else 32, verify=False)
     scene = open_scene(SceneSource(path.stem, [path]))
     engine.warmup()
     start = time.perf_counter()
-    dets, _ = detect_scene(engine, scene, RescoreParams(conf=conf, iou=IOU, overlap=overlap, max_batch=8,
-                                                        grid=grid))
+    dets, _ = detect_scene(engine, scene, RescoreParams(conf=conf, iou=IOU, overlap=overlap,
+                                                        max_batch=engine.max_batch, grid=grid))
     seconds = time.perf_counter() - start
     pixels = scene.read_window(Window(0, 0, scene.width, scene.height))
     scene.close()
@@ -75,7 +76,8 @@ def sahi(model: Path, pixels: np.ndarray, tile: int, overlap: int, conf: float) 
     from sahi.predict import get_sliced_prediction
 
     detector = AutoDetectionModel.from_pretrained(model_type="ultralytics", model_path=str(model),
-                                                  confidence_threshold=conf, device="cpu", image_size=tile)
+                                                  confidence_threshold=conf, image_size=tile,
+                                                  device="cpu" if DEVICE == "cpu" else "cuda:0")
     detector.model.overrides["iou"] = IOU  # ultralytics' in-slice NMS (its default is 0.7)
     detector.perform_inference(np.zeros((tile, tile, 3), dtype=np.uint8))  # warm, as the engine is
     start = time.perf_counter()
@@ -127,8 +129,11 @@ def main() -> None:
     ap.add_argument("--conf", type=float, default=0.25, help="the service's default operating point")
     ap.add_argument("--big", type=int, default=8000)
     ap.add_argument("--huge", type=int, default=20000)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     from shipdet.train.offline import ensure_offline
 
     ensure_offline()  # SAHI loads the model through ultralytics: keep it from reaching the network
@@ -150,7 +155,7 @@ def main() -> None:
         rows.append((path.stem, pixels.shape[1], pixels.shape[0], t_ours, t_sahi, len(b_ours), len(b_sahi),
                      agreement(b_ours, b_sahi), agreement(b_even, b_sahi), t_pt))
     lines = [f"## Re-scoring against SAHI (`{args.model.name}`, slices {tile} px, overlap {args.overlap} px, "
-             f"conf {args.conf}, NMS IoU {IOU}, CPU)", "",
+             f"conf {args.conf}, NMS IoU {IOU}, {DEVICE.upper()})", "",
              "shipdet with `--grid stride` (SAHI's slices); SAHI given the same in-slice NMS IoU and NMS merge.", "",
              "| scene | size | shipdet s | SAHI s | speed-up | ships (shipdet / SAHI) | F1 agreement @ IoU 0.5 | "
              "F1, `--grid even` | SAHI with the .pt s | speed-up vs .pt |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -175,7 +180,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.dry_run:
-        write_section("rescore", text)
+        write_section("rescore" if DEVICE == "cpu" else "rescore-cuda", text)
     print(json.dumps({"rows": rows}, default=str)[:0])
 
 

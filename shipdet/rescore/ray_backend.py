@@ -25,7 +25,8 @@ class WindowScorer:
                  conf: float, iou: float) -> None:
         from shipdet.serve.engine import Engine
 
-        self.engine = Engine(Path(model), providers=providers, max_batch=max_batch)
+        # One actor per CPU is Ray's unit of parallelism: each engine single-threaded, or actors would fight.
+        self.engine = Engine(Path(model), providers=providers, max_batch=max_batch, threads=1)
         self.scenes = scenes
         self.open: dict[int, Any] = {}
         self.conf, self.iou = conf, iou
