@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--malformed", type=float, default=0.1)
     ap.add_argument("--port", type=int, default=8766)
+    ap.add_argument("--warmup", type=float, default=15.0, help="seconds of the same load before measuring")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
     duration = 15.0 if args.dry_run else args.duration
@@ -71,7 +72,7 @@ def main() -> None:
     try:
         # Warm-up: onnxruntime grows its memory arena to the largest batch once; memory is then measured
         # over the load run proper, so growth means a leak, not the first allocation.
-        subprocess.run([*base, "--duration", "5"], capture_output=True, check=True)
+        subprocess.run([*base, "--duration", str(args.warmup)], capture_output=True, check=True)
         cmd = [*base, "--duration", str(duration), "--expected", str(folder / "expected.json")]
         loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         time.sleep(1.0)  # the load generator's start-up (imports) before its clients send
@@ -96,7 +97,8 @@ def main() -> None:
              f"- statuses: {json.dumps(result['statuses'], sort_keys=True)}",
              f"- 5xx other than 503: **{sum(bad_5xx.values())}**; valid answers differing from the in-process "
              f"engine: **{result['wrong_detections']}**",
-             f"- server RSS (after a 5 s warm-up at the same load): first 10 s {sum(first) / len(first):.0f} MiB, "
+             f"- server RSS (after a {args.warmup:.0f} s warm-up at the same load): first 10 s "
+             f"{sum(first) / len(first):.0f} MiB, "
              f"last 10 s {sum(last) / len(last):.0f} MiB,"
              f" growth **{growth:+.1%}** (limit +10 %)",
              f"- server exit status after SIGTERM: {code}"]
