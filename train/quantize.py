@@ -22,16 +22,17 @@ def _tiles(data: Path, split: str, count: int) -> list[np.ndarray]:
 
 
 def _bare_throughput(model: Path, batch: np.ndarray, repeats: int = 5) -> float:
-    import onnxruntime as ort
+    """Inference only, in the layout the engine runs it here (on a CPU: single-threaded streams side by side)."""
+    from shipdet.serve.engine import Engine
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    session.run(None, {name: batch})
+    engine = Engine(model, providers=["cpu"], verify=False)
+    engine.infer(batch)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        session.run(None, {name: batch})
+        engine.infer(batch)
         times.append(time.perf_counter() - start)
+    engine.close()
     return len(batch) / statistics.median(times)
 
 
