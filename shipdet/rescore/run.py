@@ -70,13 +70,11 @@ def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[
     return out
 
 
-def detect_scene(engine: Any, scene: Scene, params: RescoreParams,
-                 windows: list[Window] | None = None) -> tuple[Detections, int]:
-    """All ships in a scene: windows with overlap (the core tiling unless given), batched inference, seam merge.
-    Windows without any data are not scored. Returns (detections, tiles scored)."""
+def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> tuple[Detections, int]:
+    """All ships in a scene: windows with overlap, batched inference, seam merge. Windows without any data are
+    not scored. Returns (detections, tiles scored)."""
     tile = params.tile or engine.input_size[0]
-    if windows is None:
-        windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid)
+    windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid)
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []

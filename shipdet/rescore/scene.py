@@ -79,21 +79,21 @@ class Scene:
                                        for d, b in self.bands], axis=-1)
         return self._overview
 
-    def read_window(self, w: Window) -> NDArray[np.uint8]:
-        pixels = self.read_window_with_data(w, skip_empty=False)
-        assert pixels is not None
-        return pixels
-
-    def read_window_with_data(self, w: Window, skip_empty: bool = True) -> NDArray[np.uint8] | None:
-        """The window scaled to 8-bit RGB, or None when every pixel is nodata in every band (the blank margins of
-        granules and strips hold no ships: scoring them would cost time and invite false detections)."""
+    def _read_bands(self, w: Window) -> NDArray[Any]:
         from rasterio.windows import Window as RioWindow
 
         win = RioWindow(w.col, w.row, w.width, w.height)
-        arr = np.stack([self.datasets[d].read(b, window=win) for d, b in self.bands], axis=-1)
-        if skip_empty and not np.any(arr != self.nodata):
-            return None
-        return to_rgb8(arr, self.limits)
+        return np.stack([self.datasets[d].read(b, window=win) for d, b in self.bands], axis=-1)
+
+    def read_window(self, w: Window) -> NDArray[np.uint8]:
+        """The window scaled to 8-bit RGB."""
+        return to_rgb8(self._read_bands(w), self.limits)
+
+    def read_window_with_data(self, w: Window) -> NDArray[np.uint8] | None:
+        """As `read_window`, or None when every pixel is nodata in every band (the blank margins of granules and
+        strips hold no ships: scoring them would cost time and invite false detections)."""
+        arr = self._read_bands(w)
+        return to_rgb8(arr, self.limits) if np.any(arr != self.nodata) else None
 
     def footprint(self) -> BaseGeometry:
         """The scene's outline in WGS84 (edges densified, so a projected rectangle keeps its true shape)."""
