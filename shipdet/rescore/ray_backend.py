@@ -79,7 +79,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
     tile = run.params.tile or run.engine.input_size[0]
     for index, source in enumerate(pending):
         try:
-            scene = open_scene(source, run.params.cloud_band)
+            scene = open_scene(source, run.params.cloud_band, run.params.crs)
         except Exception as exc:  # recorded like the local backend does
             run.fail(source, exc)
             counts["failed"] += 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipdet.detections import Detections
@@ -38,8 +39,22 @@ class RescoreParams(BaseSettings):
     overlap: int = 64
     grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices
     cloud_band: int | None = None
+    crs: str | None = None   # CRS of scenes placed by a world file without a .prj (e.g. EPSG:32633)
     max_batch: int = 8
     readahead: int = 16      # windows read ahead of inference
+
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, value: str | None) -> str | None:
+        if value is not None:
+            from pyproj import CRS
+            from pyproj.exceptions import CRSError
+
+            try:
+                CRS.from_user_input(value)
+            except CRSError as exc:
+                raise ValueError(f"unknown CRS {value!r}: give an EPSG code such as EPSG:32633") from exc
+        return value
 
     def digest(self) -> str:
         fields = self.model_dump(exclude={"max_batch", "readahead"})
@@ -128,7 +143,7 @@ class RescoreRun:
     def process(self, source: SceneSource) -> dict[str, Any]:
         """Detect, then record: the local backend. Distributed backends call `record` with their detections."""
         started = time.perf_counter()
-        scene = open_scene(source, self.params.cloud_band)
+        scene = open_scene(source, self.params.cloud_band, self.params.crs)
         try:
             dets, tiles = detect_scene(self.engine, scene, self.params)
             return self.record(source, scene, dets, tiles, started)
@@ -148,7 +163,7 @@ class RescoreRun:
         valid, fraction = scene.valid()
         info = {"key": key, "scene_id": source.scene_id, "path": "|".join(map(str, source.paths)),
                 "acquired": acquired.isoformat() if acquired else None,
-                "crs": scene.datasets[0].crs.to_string() if scene.datasets[0].crs else None,
+                "crs": ref.crs.to_string() if ref else None,
                 "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
                 "tiles": tiles, "seconds": time.perf_counter() - started, "model_sha256": sha,

@@ -3,9 +3,11 @@ the part of it with data (nodata and an optional cloud mask band removed)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from shipdet.imaging import band_percentiles, to_rgb8
 from shipdet.rescore.sources import SceneSource, date_from_name, parse_time
 from shipdet.tiling import Window
 
+log = logging.getLogger(__name__)
 # GDAL caches raster blocks up to 5 % of RAM by default; windows are read once, so a small cache loses nothing
 # and keeps a re-scoring worker's memory flat whatever the scene size (MiB; the user's own setting wins).
 os.environ.setdefault("GDAL_CACHEMAX", "128")
@@ -35,6 +38,7 @@ class Scene:
     cloud_band: int | None = None
     limits: NDArray[np.float64] | None = None
     nodata: float = 0.0
+    georef: GeoReference | None = None  # None: rows get pixel boxes but no lon/lat
     _overview: NDArray[Any] | None = field(default=None, repr=False)
 
     @property
@@ -44,13 +48,6 @@ class Scene:
     @property
     def height(self) -> int:
         return int(self.datasets[0].height)
-
-    @property
-    def georef(self) -> GeoReference | None:
-        ds = self.datasets[0]
-        if ds.crs is None or ds.transform.is_identity:
-            return None
-        return GeoReference.from_parts(ds.transform, ds.crs.to_wkt())
 
     @property
     def acquired(self) -> datetime | None:
@@ -132,8 +129,34 @@ class Scene:
         return shapely_transform(to_wgs.transform, area), fraction
 
 
-def open_scene(source: SceneSource, cloud_band: int | None = None) -> Scene:
-    """Open a scene's file(s); a 16-bit scene gets one scene-wide 2-98 % stretch (see shipdet.imaging)."""
+def _georeference(source: SceneSource, ds: Any, crs: str | None) -> GeoReference | None:
+    """Where the scene lies: its own transform and CRS; for a tile placed by a world file (GDAL reads .jgw, .pgw,
+    .wld but no CRS), the CRS of a .prj beside it or the run's `crs`; for an ungeoreferenced rendering, the
+    georeference of its band files when they share its pixel grid."""
+    if not ds.transform.is_identity:
+        if ds.crs is not None:
+            return GeoReference.from_parts(ds.transform, ds.crs.to_wkt())
+        prj = Path(ds.name).with_suffix(".prj")
+        given = prj.read_text() if prj.is_file() else crs
+        if given:
+            return GeoReference.from_parts(ds.transform, given)
+        log.warning("%s: placed by a world file with no CRS: rows get no lon/lat (give --crs or a .prj file)",
+                    ds.name)
+        return None
+    if source.georef_from is not None:
+        import rasterio
+
+        with rasterio.open(source.georef_from) as ref:
+            same_grid = (ref.width, ref.height) == (ds.width, ds.height)
+            if same_grid and ref.crs is not None and not ref.transform.is_identity:
+                return GeoReference.from_parts(ref.transform, ref.crs.to_wkt())
+        log.warning("%s: not on the pixel grid of %s: rows get no lon/lat", ds.name, source.georef_from.name)
+    return None
+
+
+def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | None = None) -> Scene:
+    """Open a scene's file(s); a 16-bit scene gets one scene-wide 2-98 % stretch (see shipdet.imaging). `crs` is
+    the CRS of scenes placed by a world file without a .prj."""
     import rasterio
 
     datasets = [rasterio.open(p) for p in source.paths]
@@ -152,7 +175,8 @@ def open_scene(source: SceneSource, cloud_band: int | None = None) -> Scene:
                 raise DatasetFormatError(f"{source.paths[0]} has {count} bands, asked for {wanted}")
             bands = [(0, b) for b in wanted]
         nodata = datasets[0].nodata
-        scene = Scene(source, datasets, bands, cloud_band, nodata=0.0 if nodata is None else float(nodata))
+        scene = Scene(source, datasets, bands, cloud_band, nodata=0.0 if nodata is None else float(nodata),
+                      georef=_georeference(source, datasets[0], crs))
         if datasets[0].dtypes[0] != "uint8":
             scene.limits = band_percentiles(scene.overview())
         return scene

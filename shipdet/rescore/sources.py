@@ -26,6 +26,7 @@ class SceneSource:
     paths: list[Path]
     acquired: datetime | None = None
     bands: list[int] = field(default_factory=list)  # 1-based band indexes of a multi-band file; [] = first three
+    georef_from: Path | None = None  # a georeferenced file on the same pixel grid (a rendering's band files)
 
 
 def date_from_name(name: str) -> datetime | None:
@@ -86,22 +87,39 @@ _ANY_BAND = re.compile(r"(?:^|[_\-.])B(0[1-9]|1[0-2]|8A)(?:[_\-.(]|$)", re.IGNOR
 _BAND = re.compile(r"(?:^|[_\-.])(B0[2-4])(?:[_\-.(]|$)", re.IGNORECASE)
 
 
+def _rendering_first(path: Path) -> tuple[bool, str]:
+    return path.suffix.lower() not in (".tif", ".tiff"), path.name  # a GeoTIFF keeps georeference and 16 bits
+
+
 def _from_folder(root: Path) -> list[SceneSource]:
-    """Rasters under `root`; a folder holding Sentinel-2 style B04, B03 and B02 files is one RGB scene."""
+    """Rasters under `root`. A folder holding Sentinel-2 style band files is one scene, named after the folder and
+    dated by its band files: from its B04, B03 and B02 files, or where one of those is missing from its RGB
+    rendering (GeoTIFF first). Its other rasters are renderings of the same acquisition: scoring them too would
+    count every ship of the scene twice."""
     scenes = []
     for folder in sorted({p.parent for p in root.rglob("*") if p.is_file()} | {root}):
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES and p.is_file())
-        bands = {m.group(1).upper(): p for p in files if (m := _BAND.search(p.name))}
         band_files = [p for p in files if _ANY_BAND.search(p.name)]
-        if {"B04", "B03", "B02"} <= set(bands):
-            paths = [bands["B04"], bands["B03"], bands["B02"]]
-            scenes.append(SceneSource(folder.name, paths, date_from_name(paths[0].name)))
-        elif band_files:
-            missing = sorted({"B04", "B03", "B02"} - set(bands))
-            log.warning("%s: Sentinel-2 band files without %s: not scored (single bands are no RGB scene)",
-                        folder, ", ".join(missing))
-        files = [p for p in files if p not in band_files]
-        scenes += [SceneSource(p.stem, [p], date_from_name(p.name)) for p in files]
+        others = [p for p in files if p not in band_files]
+        if not band_files:
+            scenes += [SceneSource(p.stem, [p], date_from_name(p.name)) for p in others]
+            continue
+        bands = {m.group(1).upper(): p for p in band_files if (m := _BAND.search(p.name))}
+        acquired = date_from_name(band_files[0].name)
+        missing = sorted({"B04", "B03", "B02"} - set(bands))
+        if not missing:
+            scenes.append(SceneSource(folder.name, [bands["B04"], bands["B03"], bands["B02"]], acquired))
+        elif others:
+            rendering = min(others, key=_rendering_first)
+            others = [p for p in others if p != rendering]
+            log.info("%s: no %s band file: scored from its rendering %s", folder, ", ".join(missing), rendering.name)
+            scenes.append(SceneSource(folder.name, [rendering], acquired, georef_from=band_files[0]))
+        else:
+            log.warning("%s: Sentinel-2 band files without %s and no RGB rendering: not scored", folder,
+                        ", ".join(missing))
+        if others:
+            log.info("%s: %s taken as renderings of scene %s, not scored again", folder,
+                     ", ".join(p.name for p in others), folder.name)
     return scenes
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from affine import Affine
+from pyproj import Transformer
 
 from shipdet.detections import Detections
 from tests.conftest import write_geotiff
@@ -63,3 +65,15 @@ def scenes(tmp_path: Path) -> Path:
     for i in range(5):
         write_scene(folder / f"scene_2024-03-{i + 7:02d}.tif", SHIPS, offset=i * 2000.0)
     return folder
+
+
+def ship_offsets_m(rows: pd.DataFrame, ships: list[tuple[int, int, int, int]] = SHIPS,
+                   origin: tuple[float, float] = ORIGIN) -> list[float]:
+    """For each true ship, the ground distance (m) from its centre to the nearest row's lon/lat."""
+    to_wgs = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    offsets = []
+    for x1, y1, x2, y2 in ships:
+        lon, lat = to_wgs.transform(origin[0] + GSD * (x1 + x2) / 2, origin[1] - GSD * (y1 + y2) / 2)
+        dist = np.hypot((rows.lon - lon) * 111_320 * np.cos(np.radians(lat)), (rows.lat - lat) * 111_320)
+        offsets.append(float(dist.min()))
+    return offsets
