@@ -19,7 +19,7 @@ from shapely.ops import transform as shapely_transform
 
 from shipdet.errors import DatasetFormatError
 from shipdet.georef import GeoReference
-from shipdet.imaging import band_percentiles, to_rgb8
+from shipdet.imaging import Stretch, band_percentiles
 from shipdet.rescore.sources import SceneSource, date_from_name, parse_time
 from shipdet.tiling import Window
 
@@ -40,6 +40,7 @@ class Scene:
     nodata: float = 0.0
     georef: GeoReference | None = None  # None: rows get pixel boxes but no lon/lat
     _overview: NDArray[Any] | None = field(default=None, repr=False)
+    _stretch: Stretch | None = field(default=None, repr=False)
 
     @property
     def width(self) -> int:
@@ -82,15 +83,20 @@ class Scene:
         win = RioWindow(w.col, w.row, w.width, w.height)
         return np.stack([self.datasets[d].read(b, window=win) for d, b in self.bands], axis=-1)
 
+    def _to_rgb8(self, arr: NDArray[Any]) -> NDArray[np.uint8]:
+        if self._stretch is None or self._stretch.limits is not self.limits:  # Ray workers set the driver's limits
+            self._stretch = Stretch(self.limits)
+        return self._stretch(arr)
+
     def read_window(self, w: Window) -> NDArray[np.uint8]:
         """The window scaled to 8-bit RGB."""
-        return to_rgb8(self._read_bands(w), self.limits)
+        return self._to_rgb8(self._read_bands(w))
 
     def read_window_with_data(self, w: Window) -> NDArray[np.uint8] | None:
         """As `read_window`, or None when every pixel is nodata in every band (the blank margins of granules and
         strips hold no ships: scoring them would cost time and invite false detections)."""
         arr = self._read_bands(w)
-        return to_rgb8(arr, self.limits) if np.any(arr != self.nodata) else None
+        return self._to_rgb8(arr) if np.any(arr != self.nodata) else None
 
     def footprint(self) -> BaseGeometry:
         """The scene's outline in WGS84 (edges densified, so a projected rectangle keeps its true shape)."""
