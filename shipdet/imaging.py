@@ -71,6 +71,8 @@ class Stretch:
         bands = [0, 1, 2] if arr.shape[2] >= 3 else [0, 0, 0]
         out = np.empty((*arr.shape[:2], 3), dtype=np.uint8)
         for i, b in enumerate(bands):
-            index = arr[..., b] if offset == 0 else arr[..., b].astype(np.int32) + offset
+            index = arr[..., b].astype(np.intp)  # take() converts to intp anyway
+            if offset:
+                index += offset
             np.take(table[i], index, out=out[..., i])
         return out

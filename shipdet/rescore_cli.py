@@ -60,5 +60,6 @@ def register(app: typer.Typer) -> None:
         if geojson and (out / "detections.parquet").is_file():
             run.export_geojson()
         typer.echo(f"scenes: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
-                   f"{counts['tiles']} tiles in {counts['seconds']} s. Tables: {out}/detections.parquet, "
+                   f"{counts['tiles']} tiles in {counts['seconds']} s "
+                   f"({counts['tiles'] / max(counts['seconds'], 1):.1f} tiles/s). Tables: {out}/detections.parquet, "
                    f"{out}/scenes.parquet (failures: {out}/failures.jsonl)")

@@ -205,7 +205,9 @@ class RescoreRun:
         done, failed = self._records(self.manifest), self._records(self.failures)
         counts = {"done": 0, "skipped": 0, "failed": 0, "tiles": 0}
         started = time.perf_counter()
-        for source in progress(sources, desc="scenes", unit="scene", total=len(sources)):
+        scoring = 0.0
+        bar = progress(sources, desc="scenes", unit="scene", total=len(sources))
+        for source in bar:
             try:
                 key = scene_key(source, sha, self.params_hash)
             except OSError as exc:
@@ -226,6 +228,8 @@ class RescoreRun:
                 info = self.process(source)
                 counts["done"] += 1
                 counts["tiles"] += int(info["tiles"])
+                scoring += info["seconds"]
+                bar.note(f"{counts['tiles'] / scoring:.1f} tiles/s, {counts['failed']} failed")
                 log.info("%s: %d ships, %d tiles in %.1f s", source.scene_id, info["n_detections"], info["tiles"],
                          info["seconds"])
             except Exception as exc:  # one bad scene is recorded and the others go on

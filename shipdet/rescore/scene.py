@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -164,8 +165,11 @@ def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | No
     """Open a scene's file(s); a 16-bit scene gets one scene-wide 2-98 % stretch (see shipdet.imaging). `crs` is
     the CRS of scenes placed by a world file without a .prj."""
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
-    datasets = [rasterio.open(p) for p in source.paths]
+    with warnings.catch_warnings():  # a plain tile is fine; `_georeference` says when rows will lack lon/lat
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        datasets = [rasterio.open(p) for p in source.paths]
     try:
         if len(datasets) > 1:
             first = datasets[0]
