@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import REPO, write_section
+from shipdet.rescore.scene import open_scene
 from shipdet.rescore.sources import SceneSource, resolve_sources
 from shipdet.tiling import tile_windows
 
@@ -59,7 +60,6 @@ def ours(model: Path, source: SceneSource, overlap: int, conf: float, grid: str)
     from shipdet.serve.engine import Engine
 
     from shipdet.rescore.run import RescoreParams, detect_scene
-    from shipdet.rescore.scene import open_scene
 
     engine = Engine(model, providers=[DEVICE, "cpu"], max_batch=8 if DEVICE == "cpu" else 32, verify=False)
     engine.warmup()
@@ -75,7 +75,6 @@ def ours(model: Path, source: SceneSource, overlap: int, conf: float, grid: str)
 
 def read_whole(source: SceneSource) -> np.ndarray:
     """The scene as SAHI takes it: one 8-bit RGB array, with the same stretch as shipdet's."""
-    from shipdet.rescore.scene import open_scene
     from shipdet.tiling import Window
 
     scene = open_scene(source)
@@ -187,7 +186,9 @@ def main() -> None:
         t_sahi, b_sahi = sahi(args.model, source, tile, args.overlap, args.conf)
         _, b_even = ours(args.model, source, args.overlap, args.conf, "even")
         t_pt = sahi(args.pt, source, tile, args.overlap, args.conf)[0] if args.pt else float("nan")
-        height, width = read_whole(source).shape[:2]
+        scene = open_scene(source)
+        width, height = scene.width, scene.height
+        scene.close()
         t_net = network_floor(args.model, len(tile_windows(width, height, tile, args.overlap, "stride")), tile)
         rows.append((source.scene_id, width, height, t_ours, t_sahi, len(b_ours), len(b_sahi),
                      agreement(b_ours, b_sahi), agreement(b_even, b_sahi), t_pt, t_net))

@@ -34,9 +34,9 @@ class WindowScorer:
     def _scene(self, index: int) -> Any:
         if index not in self.open:
             spec = self.scenes[index]
-            scene = open_scene(SceneSource(spec["scene_id"], [Path(p) for p in spec["paths"]], bands=spec["bands"]),
-                               spec["cloud_band"])
-            scene.limits = None if spec["limits"] is None else np.asarray(spec["limits"])  # the driver's stretch
+            source = SceneSource(spec["scene_id"], [Path(p) for p in spec["paths"]], bands=spec["bands"])
+            limits = None if spec["limits"] is None else np.asarray(spec["limits"])  # the driver's stretch
+            scene = open_scene(source, spec["cloud_band"], limits=limits)
             self.open[index] = scene
         return self.open[index]
 

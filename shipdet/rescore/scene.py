@@ -85,7 +85,7 @@ class Scene:
         return np.stack([self.datasets[d].read(b, window=win) for d, b in self.bands], axis=-1)
 
     def _to_rgb8(self, arr: NDArray[Any]) -> NDArray[np.uint8]:
-        if self._stretch is None or self._stretch.limits is not self.limits:  # Ray workers set the driver's limits
+        if self._stretch is None:
             self._stretch = Stretch(self.limits)
         return self._stretch(arr)
 
@@ -161,9 +161,11 @@ def _georeference(source: SceneSource, ds: Any, crs: str | None) -> GeoReference
     return None
 
 
-def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | None = None) -> Scene:
-    """Open a scene's file(s); a 16-bit scene gets one scene-wide 2-98 % stretch (see shipdet.imaging). `crs` is
-    the CRS of scenes placed by a world file without a .prj."""
+def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | None = None,
+               limits: NDArray[np.float64] | None = None) -> Scene:
+    """Open a scene's file(s); a 16-bit scene gets one scene-wide 2-98 % stretch (see shipdet.imaging), or
+    `limits` where a caller already has them (a Ray worker gets the driver's). `crs` is the CRS of scenes placed by
+    a world file without a .prj."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
@@ -187,7 +189,9 @@ def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | No
         nodata = datasets[0].nodata
         scene = Scene(source, datasets, bands, cloud_band, nodata=0.0 if nodata is None else float(nodata),
                       georef=_georeference(source, datasets[0], crs))
-        if datasets[0].dtypes[0] != "uint8":
+        if limits is not None:
+            scene.limits = limits
+        elif datasets[0].dtypes[0] != "uint8":
             scene.limits = band_percentiles(scene.overview())
         return scene
     except Exception:

@@ -67,13 +67,13 @@ def scenes(tmp_path: Path) -> Path:
     return folder
 
 
-def ship_offsets_m(rows: pd.DataFrame, ships: list[tuple[int, int, int, int]] = SHIPS,
-                   origin: tuple[float, float] = ORIGIN) -> list[float]:
-    """For each true ship, the ground distance (m) from its centre to the nearest row's lon/lat."""
+def nearest_rows(rows: pd.DataFrame, ships: list[tuple[int, int, int, int]] = SHIPS,
+                 origin: tuple[float, float] = ORIGIN) -> list[tuple[float, int]]:
+    """For each true ship: the ground distance (m) from its centre to the nearest row's lon/lat, and that row."""
     to_wgs = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
-    offsets = []
+    nearest = []
     for x1, y1, x2, y2 in ships:
         lon, lat = to_wgs.transform(origin[0] + GSD * (x1 + x2) / 2, origin[1] - GSD * (y1 + y2) / 2)
         dist = np.hypot((rows.lon - lon) * 111_320 * np.cos(np.radians(lat)), (rows.lat - lat) * 111_320)
-        offsets.append(float(dist.min()))
-    return offsets
+        nearest.append((float(dist.min()), int(np.argmin(dist.to_numpy()))))
+    return nearest

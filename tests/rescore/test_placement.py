@@ -14,7 +14,7 @@ from pyproj import CRS
 from shipdet.rescore.run import RescoreParams, RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from tests.conftest import write_geotiff
-from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine, ship_offsets_m
+from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine, nearest_rows
 
 PARAMS = RescoreParams(tile=128, overlap=32, max_batch=4)
 SIZE = (300, 260)  # width, height
@@ -45,7 +45,7 @@ def test_world_file_tile_lands_within_one_pixel(tmp_path, crs_from):
         (folder / "tile_2024-06-01.prj").write_text(CRS.from_user_input(UTM).to_wkt(version="WKT1_ESRI"))
     counts, rows, scenes = _run(folder, tmp_path / "out", crs=UTM if crs_from == "setting" else None)
     assert counts["done"] == 1 and len(rows) == len(SHIPS)
-    assert max(ship_offsets_m(rows)) < GSD
+    assert max(d for d, _ in nearest_rows(rows)) < GSD
     assert CRS.from_user_input(scenes["crs"].iloc[0]).to_epsg() == 32653
     assert scenes.footprint.iloc[0].contains(rows.geometry.iloc[0].centroid)
 
@@ -84,7 +84,7 @@ def test_rendering_is_placed_by_its_band_files(tmp_path, same_grid):
     assert counts["done"] == 1 and list(scenes.scene_id) == ["santos"]
     assert str(scenes.acquired.iloc[0]).startswith("2023-07-25") and len(rows) == len(SHIPS)
     if same_grid:
-        assert max(ship_offsets_m(rows)) < GSD
+        assert max(d for d, _ in nearest_rows(rows)) < GSD
     else:  # a cropped rendering: its pixels are not the bands' pixels, so it is not placed by them
         assert rows.lon.isna().all()
 

@@ -13,7 +13,7 @@ import pytest
 
 from shipdet.rescore.run import RescoreParams, RescoreRun
 from shipdet.rescore.sources import resolve_sources
-from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine, ship_offsets_m
+from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine, nearest_rows
 
 PARAMS = RescoreParams(tile=128, overlap=32, max_batch=4)
 
@@ -26,9 +26,9 @@ def test_ships_land_within_one_pixel_of_truth(scenes, tmp_path, grid):
     table = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
     assert len(table) == 5 * len(SHIPS)  # every ship once, also those cut by window seams (118-150 crosses 128)
     scene0 = table[table.scene_id == "scene_2024-03-07"]
-    assert max(ship_offsets_m(scene0)) < GSD  # within one pixel
-    lengths = sorted(scene0.length_m)
-    assert lengths == pytest.approx(sorted(GSD * max(x2 - x1, y2 - y1) for x1, y1, x2, y2 in SHIPS), rel=0.01)
+    for (dist, i), (x1, y1, x2, y2) in zip(nearest_rows(scene0), SHIPS, strict=True):
+        assert dist < GSD  # within one pixel
+        assert scene0.iloc[i].length_m == pytest.approx(GSD * max(x2 - x1, y2 - y1), rel=0.01)
     assert str(scene0.acquired.iloc[0]).startswith("2024-03-07")
     assert scene0.geometry.iloc[0].geom_type == "Polygon" and table.crs.to_epsg() == 4326
     assert set(table.columns) >= {"scene_id", "acquired", "det_id", "lon", "lat", "geometry", "x1", "cx", "length_px",
