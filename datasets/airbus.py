@@ -1,5 +1,8 @@
 """Airbus Ship Detection Challenge: `train_ship_segmentations_v2.csv` (run-length masks) + 768x768 JPEGs.
 
+Each mask gives two labels: the oriented box is its minimum-area rectangle, the axis-aligned box its own tight
+box (not the envelope of the oriented box, which for a diagonal ship is far looser than the mask).
+
 RLE as published: `start length` pairs, 1-based starts, pixels numbered top to bottom, then left to right
 (column-major); one row per ship; an image without ships has one row with an empty `EncodedPixels`.
 """
@@ -50,6 +53,14 @@ def rle_encode(mask: NDArray[np.bool_]) -> str:
     edges = np.flatnonzero(flat[1:] != flat[:-1])
     starts, ends = edges[::2], edges[1::2]
     return " ".join(f"{s + 1} {e - s}" for s, e in zip(starts, ends, strict=True))
+
+
+def mask_to_xyxy(mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """The mask's tight axis-aligned box over whole pixels: x1, y1, x2, y2 (x2, y2 one past the last pixel)."""
+    rows, cols = np.nonzero(mask)
+    if len(rows) == 0:
+        raise ValueError("empty mask")
+    return np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=np.float64)
 
 
 def mask_to_obb(mask: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -123,7 +134,9 @@ def convert_airbus(csv_path: Path, images_dir: Path, out: Path, empty_fraction: 
             writer.skip(str(exc))
             continue
         shape = image.shape[:2]
-        obb = np.array([mask_to_obb(rle_decode(r, shape)) for r in rles]).reshape(-1, 5)
-        dets = Detections.from_obb(obb, np.ones(len(obb)), np.zeros(len(obb), dtype=np.int64))
+        masks = [rle_decode(r, shape) for r in rles]
+        obb = np.array([mask_to_obb(m) for m in masks]).reshape(-1, 5)
+        tight = np.array([mask_to_xyxy(m) for m in masks]).reshape(-1, 4)
+        dets = Detections.from_obb(obb, np.ones(len(obb)), np.zeros(len(obb), dtype=np.int64), xyxy=tight)
         writer.add(Path(image_id).stem, image, dets, group=Path(image_id).stem, oriented=True)
     return writer.close(val_fraction, seed)

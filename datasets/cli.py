@@ -55,24 +55,28 @@ def coco(annotations: Path = typer.Argument(..., help="COCO JSON file."),
          overlap: int = typer.Option(64, help="Tile overlap in pixels."),
          min_visible: float = typer.Option(0.4, help="Drop boxes with less of their area inside a tile."),
          val_group: list[str] = typer.Option([], "--val-group", help="Group(s) to hold out (e.g. an image stem)."),
+         scale: float = typer.Option(1.0, help="Resample images by this factor before tiling (a model's working "
+                                                "scale: 3 turns 10 m Sentinel-2 into 3.3 m)."),
          val_fraction: float = VAL, seed: int = SEED, strict: bool = STRICT) -> None:
     """COCO JSON: polygons or RLE masks become oriented boxes (e.g. `sentinel2-ports`)."""
     from shipdet.datasets.coco import convert_coco
 
     _done(convert_coco(annotations, images, out, ClassMap.parse(class_map), source, gsd, tile or None, overlap,
-                       min_visible, strict, val_fraction, seed, val_group), out)
+                       min_visible, strict, val_fraction, seed, val_group, scale), out)
 
 
 @app.command()
 def yolo(images: Path = typer.Argument(...), labels: Path = typer.Argument(...), out: Path = OUT,
          classes: Path = typer.Option(None, help="classes.txt or a data YAML naming the source classes."),
          class_map: str = CLASS_MAP, source: str = typer.Option("yolo", help="Source name."), gsd: float = GSD,
+         group: str = typer.Option(None, help="Regular expression: its first match in a file stem is the image's "
+                                              "split group (e.g. '^[A-Za-z]+' for a place prefix); default: stem."),
          val_fraction: float = VAL, seed: int = SEED, strict: bool = STRICT) -> None:
     """YOLO labels with a class map (e.g. `vhr`: --class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship)."""
     from shipdet.datasets.labelfiles import convert_yolo
 
     _done(convert_yolo(images, labels, out, ClassMap.parse(class_map), classes, source, gsd, strict,
-                       val_fraction, seed), out)
+                       val_fraction, seed, group), out)
 
 
 @app.command()

@@ -1,6 +1,8 @@
 """COCO JSON (boxes, polygons, RLE masks) -> converted set; large images are tiled.
 
-Masks and polygons give oriented boxes (minimum-area rectangle); bare `bbox` entries give axis-aligned ones.
+Masks and polygons give oriented boxes (minimum-area rectangle) and, as axis-aligned labels, their own tight boxes;
+bare `bbox` entries give axis-aligned ones. `scale` resamples each image (and its labels) before tiling, so that
+training tiles are cut at a model's working scale (shipdet.scale).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from shipdet.datasets.images import IMAGE_SUFFIXES, read_rgb8
 from shipdet.datasets.writer import ConversionReport, YoloSetWriter
 
 from shipdet.detections import Detections
-from shipdet.errors import DatasetFormatError, DatasetNotFoundError, ShipdetError
+from shipdet.errors import ConfigError, DatasetFormatError, DatasetNotFoundError, ShipdetError
 from shipdet.geometry import points_to_obb, xyxy_to_obb
 from shipdet.progress import progress
+from shipdet.scale import resample
 
 
 def decode_uncompressed_rle(counts: Sequence[int], height: int, width: int) -> NDArray[np.bool_]:
@@ -77,7 +80,7 @@ class ImageIndex:
 def coco_detections(anns: list[dict[str, Any]], height: int, width: int, class_map: ClassMap,
                     categories: dict[int, str]) -> tuple[Detections, bool]:
     """Boxes of one image; oriented when every annotation has a usable segmentation."""
-    obbs, classes = [], []
+    obbs, tight, classes = [], [], []
     oriented = True
     for ann in anns:
         target = class_map.target_id(categories.get(ann["category_id"], str(ann["category_id"])))
@@ -87,18 +90,21 @@ def coco_detections(anns: list[dict[str, Any]], height: int, width: int, class_m
         if pts is None:
             x, y, w, h = (float(v) for v in ann["bbox"])
             obbs.append(xyxy_to_obb([[x, y, x + w, y + h]])[0])
+            tight.append([x, y, x + w, y + h])
             oriented = False
         else:
             obbs.append(points_to_obb(pts))
+            tight.append([*pts.min(axis=0), *pts.max(axis=0)])  # the mask's own box, not the oriented box's
         classes.append(target)
     obb = np.array(obbs).reshape(-1, 5)
-    return Detections.from_obb(obb, np.ones(len(obb)), classes, class_map.class_names), oriented
+    return Detections.from_obb(obb, np.ones(len(obb)), classes, class_map.class_names,
+                               xyxy=np.array(tight).reshape(-1, 4)), oriented
 
 
 def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, class_map: ClassMap,
                  source: str = "coco", gsd_m: float | None = None, tile: int | None = None, overlap: int = 64,
                  min_visible: float = 0.4, strict: bool = False, val_fraction: float = 0.2, seed: int = 0,
-                 val_groups: Sequence[str] = ()) -> ConversionReport:
+                 val_groups: Sequence[str] = (), scale: float = 1.0) -> ConversionReport:
     if not annotations.is_file():
         raise DatasetNotFoundError(f"COCO annotations not found at {annotations}")
     try:
@@ -111,7 +117,10 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
     for ann in coco.get("annotations", []):
         by_image[int(ann["image_id"])].append(ann)
     index = ImageIndex(image_roots)
-    writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=gsd_m)
+    if not 0.125 <= scale <= 8:
+        raise ConfigError(f"--scale {scale} is outside 1/8-8", "Sentinel-2 at a 3.3 m working scale is --scale 3")
+    working_gsd = None if gsd_m is None else gsd_m / scale
+    writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=working_gsd, scale=scale)
     for image_id, meta in progress(sorted(images.items()), desc=source, total=len(images), unit="image"):
         name = str(meta["file_name"])
         try:
@@ -125,6 +134,10 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
                 raise DatasetFormatError(f"{path}: is {width}x{height}, {annotations} says "
                                          f"{meta.get('width')}x{meta.get('height')}")
             dets, oriented = coco_detections(by_image[image_id], height, width, class_map, categories)
+            if scale != 1.0:
+                image = resample(image, scale)
+                dets = dets.scaled(scale, scale)  # uniform, so oriented boxes stay rectangles (< 0.5 px off)
+                height, width = image.shape[:2]
         except (ShipdetError, ValueError, KeyError, SyntaxError) as exc:
             if strict:
                 raise

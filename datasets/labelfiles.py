@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from shipdet.datasets.images import IMAGE_SUFFIXES, read_rgb8
 from shipdet.datasets.writer import ConversionReport, YoloSetWriter
 
 from shipdet.detections import Detections
-from shipdet.errors import DatasetNotFoundError, ShipdetError
+from shipdet.errors import ConfigError, DatasetNotFoundError, ShipdetError
 from shipdet.formats import from_dota_lines, from_yolo_lines
 from shipdet.progress import progress
 
@@ -32,9 +33,19 @@ def _remap(dets: Detections, class_map: ClassMap) -> Detections:
     return kept
 
 
+def image_group(stem: str, pattern: str | None) -> str:
+    """The split group of an image: the first match of `pattern` in its stem (e.g. `^[A-Za-z]+` groups Google
+    Earth chips by their place prefix, so neighbouring frames of one port never straddle the split); the stem
+    itself when there is no pattern or no match."""
+    if not pattern:
+        return stem
+    found = re.search(pattern, stem)
+    return found.group(0) if found and found.group(0) else stem
+
+
 def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: Parser, oriented: bool,
              source: str, gsd_m: float | None, strict: bool,
-             val_fraction: float, seed: int) -> ConversionReport:
+             val_fraction: float, seed: int, group_pattern: str | None = None) -> ConversionReport:
     for folder, what in ((images, "images"), (labels, "labels")):
         if not folder.is_dir():
             raise DatasetNotFoundError(f"{source} {what} folder not found at {folder}")
@@ -52,7 +63,7 @@ def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: 
                 raise
             writer.skip(str(exc))
             continue
-        writer.add(image_path.stem, image, dets, group=image_path.stem, oriented=oriented)
+        writer.add(image_path.stem, image, dets, group=image_group(image_path.stem, group_pattern), oriented=oriented)
     return writer.close(val_fraction, seed)
 
 
@@ -70,14 +81,20 @@ def read_class_names(path: Path | None) -> dict[int, str]:
 
 def convert_yolo(images: Path, labels: Path, out: Path, class_map: ClassMap, classes_file: Path | None = None,
                  source: str = "yolo", gsd_m: float | None = None, strict: bool = False,
-                 val_fraction: float = 0.2, seed: int = 0) -> ConversionReport:
+                 val_fraction: float = 0.2, seed: int = 0, group_pattern: str | None = None) -> ConversionReport:
+    if group_pattern:
+        try:
+            re.compile(group_pattern)
+        except re.error as exc:
+            raise ConfigError(f"--group {group_pattern!r} is not a regular expression ({exc})") from exc
     source_names = read_class_names(classes_file)
 
     def parse(lines: list[str], width: int, height: int, where: str) -> Detections:
         return from_yolo_lines(lines, width, height, source_names or {}, where)
 
     oriented = any(len(ln.split()) >= 9 for p in labels.glob("*.txt") for ln in p.read_text().splitlines()[:1])
-    return _convert(images, labels, out, class_map, parse, oriented, source, gsd_m, strict, val_fraction, seed)
+    return _convert(images, labels, out, class_map, parse, oriented, source, gsd_m, strict, val_fraction, seed,
+                    group_pattern)
 
 
 def convert_dota(images: Path, labels: Path, out: Path, class_map: ClassMap, source: str = "dota",

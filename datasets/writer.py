@@ -4,7 +4,9 @@ Layout of a converted set (ultralytics finds labels by replacing `/images/` with
 
     images/<name>.jpg         labels/<name>.txt       axis-aligned labels (`c cx cy w h`)
     obb/images -> ../images   obb/labels/<name>.txt   oriented labels (`c x1 y1 .. x4 y4`)
-    manifest.csv              one row per image: name, group, source, gsd_m, oriented, n_boxes
+    manifest.csv              one row per image: name, group, source, gsd_m, oriented, n_boxes, scale
+                              (gsd_m of the image as written; scale: the resampling applied to the source image,
+                              so native pixels = written pixels / scale)
     train.txt, val.txt        image lists; data.yaml (detect) and data-obb.yaml (obb) point at them
 """
 
@@ -22,10 +24,10 @@ from numpy.typing import NDArray
 from shipdet.datasets.images import write_jpeg
 
 from shipdet.detections import Detections
-from shipdet.geometry import obb_polygons, points_to_obb, xyxy_to_obb
+from shipdet.geometry import obb_polygons, obb_to_xyxy, points_to_obb, xyxy_to_obb
 from shipdet.tiling import Window, tile_windows
 
-MANIFEST_FIELDS = ["name", "group", "source", "gsd_m", "oriented", "n_boxes"]
+MANIFEST_FIELDS = ["name", "group", "source", "gsd_m", "oriented", "n_boxes", "scale"]
 
 
 def clip_to_window(dets: Detections, window: Window, min_visible: float) -> Detections:
@@ -49,7 +51,11 @@ def clip_to_window(dets: Detections, window: Window, min_visible: float) -> Dete
     refit = np.array([points_to_obb(np.asarray(inside[i].exterior.coords)) for i in keep]).reshape(-1, 5)
     refit[:, 0] -= x1
     refit[:, 1] -= y1
-    return Detections.from_obb(refit, dets.score[keep], dets.class_id[keep], dets.class_names)
+    # The tight box, clipped, and never outside what is left of the oriented box.
+    tight = dets.xyxy[keep] - (x1, y1, x1, y1)
+    envelope = obb_to_xyxy(refit)
+    tight = np.concatenate([np.maximum(tight[:, :2], envelope[:, :2]), np.minimum(tight[:, 2:], envelope[:, 2:])], 1)
+    return Detections.from_obb(refit, dets.score[keep], dets.class_id[keep], dets.class_names, xyxy=tight)
 
 
 @dataclass
@@ -74,8 +80,10 @@ class ConversionReport:
 class YoloSetWriter:
     """Accumulates images and labels into a converted set; `close()` writes manifest, split and YAMLs."""
 
-    def __init__(self, out: Path, class_names: dict[int, str], source: str, gsd_m: float | None = None) -> None:
+    def __init__(self, out: Path, class_names: dict[int, str], source: str, gsd_m: float | None = None,
+                 scale: float = 1.0) -> None:
         self.out = Path(out)
+        self.scale = scale
         self.class_names = class_names
         self.source = source
         self.gsd_m = gsd_m
@@ -95,7 +103,7 @@ class YoloSetWriter:
         (self.out / "obb" / "labels" / f"{name}.txt").write_text(_lines(dets, width, height, True))
         self.rows.append({"name": name, "group": group, "source": self.source,
                           "gsd_m": "" if self.gsd_m is None else f"{self.gsd_m:g}",
-                          "oriented": str(int(oriented)), "n_boxes": str(len(dets))})
+                          "oriented": str(int(oriented)), "n_boxes": str(len(dets)), "scale": f"{self.scale:g}"})
         self.report.images += 1
         self.report.boxes += len(dets)
         self.report.empty_images += int(len(dets) == 0)

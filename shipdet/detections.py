@@ -16,8 +16,9 @@ from shipdet.geometry import as_boxes, normalize_obb, obb_to_corners, obb_to_xyx
 class Detections:
     """Detections in the pixels of one image or scene, as parallel numpy arrays.
 
-    `obb` is None for axis-aligned models; when present `xyxy` is its enclosing box. `data` holds extra
-    per-detection arrays (lon, lat, length_m, width_m, heading_deg once georeferenced).
+    `obb` is None for axis-aligned models; when present `xyxy` is its enclosing box, or for labels made from a
+    mask or polygon the object's own tight box (for a diagonal ship far tighter than the oriented box's envelope).
+    `data` holds extra per-detection arrays (lon, lat, length_m, width_m, heading_deg once georeferenced).
     """
 
     xyxy: NDArray[np.float64]
@@ -50,10 +51,14 @@ class Detections:
     def from_obb(
         cls, obb: ArrayLike, score: ArrayLike, class_id: ArrayLike,
         class_names: Mapping[int, str] | None = None, data: dict[str, NDArray[Any]] | None = None,
+        xyxy: ArrayLike | None = None,
     ) -> Detections:
+        """From oriented boxes; `xyxy` is the objects' own tight box where it is known and tighter than the
+        oriented box's envelope (a label made from a mask or polygon), else that envelope."""
         o = normalize_obb(obb)
-        return cls(xyxy=obb_to_xyxy(o), score=np.asarray(score), class_id=np.asarray(class_id), obb=o,
-                   class_names=dict(class_names or {0: "ship"}), data=dict(data or {}))
+        return cls(xyxy=obb_to_xyxy(o) if xyxy is None else xyxy, score=np.asarray(score),
+                   class_id=np.asarray(class_id), obb=o, class_names=dict(class_names or {0: "ship"}),
+                   data=dict(data or {}))
 
     @classmethod
     def concatenate(cls, parts: Iterable[Detections]) -> Detections:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from shipdet.detections import Detections
 from shipdet.errors import DatasetFormatError
@@ -56,7 +57,13 @@ def from_yolo_lines(
                           class_names=dict(class_names or {0: "ship"}))
     score = arr[:, 9] if arr.shape[1] == 10 else np.ones(len(arr))
     corners = arr[:, 1:9].reshape(-1, 4, 2) * scale
-    return Detections.from_obb(corners_to_obb(corners), score, cls, class_names)
+    return Detections.from_obb(corners_to_obb(corners), score, cls, class_names, xyxy=corners_bounds(corners))
+
+
+def corners_bounds(corners: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(N, 4, 2) polygon corners -> (N, 4) tight axis-aligned boxes (a labelled quadrilateral that is not quite a
+    rectangle has a tighter box than the envelope of its fitted oriented box)."""
+    return np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
 
 
 def to_dota_lines(dets: Detections) -> list[str]:
@@ -80,7 +87,8 @@ def from_dota_lines(lines: list[str], class_ids: Mapping[str, int], source: str 
     names = {v: k for k, v in class_ids.items()}
     if not corners:
         return Detections.empty(oriented=True, class_names=names)
-    return Detections.from_obb(corners_to_obb(np.array(corners).reshape(-1, 4, 2)), np.ones(len(cls)), cls, names)
+    quads = np.array(corners).reshape(-1, 4, 2)
+    return Detections.from_obb(corners_to_obb(quads), np.ones(len(cls)), cls, names, xyxy=corners_bounds(quads))
 
 
 def to_coco_annotations(dets: Detections, image_id: int, first_id: int = 1) -> list[dict[str, Any]]:
