@@ -65,8 +65,8 @@ def ours(model: Path, source: SceneSource, overlap: int, conf: float, grid: str)
     engine.warmup()
     start = time.perf_counter()
     scene = open_scene(source)
-    dets, _ = detect_scene(engine, scene, RescoreParams(conf=conf, iou=IOU, overlap=overlap,
-                                                        max_batch=engine.max_batch, grid=grid))
+    dets = detect_scene(engine, scene, RescoreParams(conf=conf, iou=IOU, overlap=overlap, max_batch=engine.max_batch,
+                                                     grid=grid, resample=False)).detections
     seconds = time.perf_counter() - start
     scene.close()
     engine.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shipdet.errors import ModelLoadError
+from shipdet.scale import ScaleRange
 
 PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
                   "cpu": "CPUExecutionProvider"}
@@ -30,6 +31,11 @@ class ModelInfo:
     @property
     def name(self) -> str:
         return str(self.card.get("name") or self.metadata.get("shipdet_name") or self.path.stem)
+
+    @property
+    def scale_range(self) -> ScaleRange | None:
+        """The ground sample distances the model was trained for (None: exported before scale was recorded)."""
+        return ScaleRange.from_metadata(self.metadata)
 
     @property
     def version(self) -> str:

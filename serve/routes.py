@@ -5,26 +5,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from numpy.typing import NDArray
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shipdet.serve.auth import require_api_key
 from shipdet.serve.batcher import DetectParams, QueueFullError
-from shipdet.serve.decode import decode_image
+from shipdet.serve.decode import DecodedImage, decode_image
 from shipdet.serve.errors import ApiError
-from shipdet.serve.postprocess import letterbox_into
+from shipdet.serve.postprocess import Letterbox, letterbox_into
 from shipdet.serve.schemas import BATCH_BODY, ERRORS, IMAGE_BODY, BatchResponse, DetectResponse, ErrorResponse
 from shipdet.serve.state import ServiceState
 
 from shipdet.errors import ImageDecodeError, ImageTooLargeError
 from shipdet.formats import detection_records, to_geojson
 from shipdet.georef import GeoReference, georeference
+from shipdet.scale import ScaleRange, resample, resampled_size
+from shipdet.tiling import Window, merge_windows, tile_windows
 
 IMAGE_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/tiff", "application/octet-stream"}
-DETECT_PARAMS = {"conf", "iou", "classes", "transform", "crs", "geometry", "max_det"}
+DETECT_PARAMS = {"conf", "iou", "classes", "transform", "crs", "geometry", "max_det", "gsd"}
+SEAM_OVERLAP = 64  # pixels shared by neighbouring windows of a resampled tile
 
 router = APIRouter()
 
@@ -54,8 +59,11 @@ class DetectQuery:
         crs: Annotated[str | None, Query(description="CRS of the transform, e.g. EPSG:32653.")] = None,
         geometry: Annotated[str, Query(pattern="^(point|box)$", description="GeoJSON geometry.")] = "point",
         max_det: Annotated[int, Query(ge=1, le=3000)] = 300,
+        gsd: Annotated[float | None, Query(ge=0.01, le=1000, description=(
+            "Metres per pixel of the tile (default: from a GeoTIFF's or the given georeference): a tile coarser "
+            "or finer than the model's scale range is resampled into it and its boxes mapped back."))] = None,
     ) -> None:
-        self.conf, self.iou, self.geometry, self.max_det = conf, iou, geometry, max_det
+        self.conf, self.iou, self.geometry, self.max_det, self.gsd = conf, iou, geometry, max_det, gsd
         self.classes = [int(c) for c in classes.split(",")] if classes else None
         self.ref: GeoReference | None = None
         if (transform is None) != (crs is None):
@@ -96,26 +104,67 @@ async def read_tiles(request: Request, max_tiles: int) -> list[tuple[str, bytes]
     return [("body", body)]
 
 
+def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampled: bool) -> list[Window]:
+    """The tile whole (letterboxed, as it always was), or model-sized windows where resampling made it larger
+    than the model's input (letterboxing it would undo the resampling)."""
+    height, width = pixels.shape[:2]
+    side = min(input_size)
+    if not resampled or (width <= input_size[1] and height <= input_size[0]):
+        return [Window(0, 0, width, height)]
+    return tile_windows(width, height, side, min(SEAM_OVERLAP, side // 4))
+
+
+def prepare_tile(data: bytes, q: DetectQuery, max_pixels: int, input_size: tuple[int, int],
+                 scale_range: ScaleRange | None) -> PreparedTile:
+    """Decode, resample into the model's scale range where the GSD is known, and letterbox each window: all of a
+    tile's CPU work before it joins a batch (in a decode thread)."""
+    decoded = decode_image(data, max_pixels)
+    ref = q.ref or decoded.georef
+    height, width = decoded.pixels.shape[:2]
+    gsd = q.gsd if q.gsd is not None else (ref.gsd_m(width / 2, height / 2) if ref is not None else None)
+    factor = scale_range.factor_for(gsd) if scale_range is not None else 1.0
+    pixels = decoded.pixels
+    if factor != 1.0:
+        new_w, new_h = resampled_size(width, height, factor)
+        if new_w * new_h > max_pixels:
+            raise ApiError(413, "image_too_large", f"resampled x{factor:.2f} for its GSD ({gsd:g} m), the tile "
+                           f"would be {new_w}x{new_h} pixels, over the limit of {max_pixels}",
+                           {"max_pixels": max_pixels, "scale_factor": factor})
+        pixels = resample(pixels, factor)
+    windows = plan_windows(pixels, input_size, factor != 1.0)
+    tensors = []
+    for win in windows:
+        crop = pixels[win.row:win.row + win.height, win.col:win.col + win.width]
+        tensor = np.empty((3, *input_size), dtype=np.float32)
+        tensors.append((tensor, letterbox_into(crop, tensor, input_size)))
+    return PreparedTile(decoded, ref, gsd, factor, (pixels.shape[1], pixels.shape[0]), windows, tensors)
+
+
+@dataclass
+class PreparedTile:
+    decoded: DecodedImage
+    ref: GeoReference | None
+    gsd_m: float | None
+    factor: float
+    scored_size: tuple[int, int]  # width, height after resampling
+    windows: list[Window]
+    tensors: list[tuple[NDArray[np.float32], Letterbox]]
+
+
 async def detect_tile(svc: ServiceState, data: bytes, q: DetectQuery) -> dict[str, Any]:
     started = time.perf_counter()
     engine = svc.engine_or_503()
     batcher = svc.batcher
     assert batcher is not None  # engine_or_503 guarantees it
     loop = asyncio.get_running_loop()
-
-    def prepare() -> tuple[Any, Any, Any]:
-        decoded = decode_image(data, svc.settings.max_pixels)
-        h, w = engine.input_size
-        tensor = np.empty((3, h, w), dtype=np.float32)
-        return decoded, tensor, letterbox_into(decoded.pixels, tensor, (h, w))
-
     with batcher.announce():
-        decoded, tensor, box = await loop.run_in_executor(svc.decode_pool, prepare)
+        tile = await loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, svc.settings.max_pixels,
+                                          engine.input_size, engine.info.scale_range)
     params = DetectParams(q.conf if q.conf is not None else svc.settings.conf,
                           q.iou if q.iou is not None else svc.settings.iou, q.classes, q.max_det)
     try:
-        dets, timing = await asyncio.wait_for(batcher.submit(tensor, box, params),
-                                              svc.settings.request_timeout_s)
+        results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(t, box, params) for t, box in tile.tensors)),
+                                         svc.settings.request_timeout_s)
     except QueueFullError:
         svc.metrics.reject("queue_full")
         raise ApiError(503, "queue_full", "the model's queue is full, retry shortly",
@@ -123,13 +172,22 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectQuery) -> dict[st
     except TimeoutError:
         svc.metrics.reject("deadline")
         raise ApiError(504, "deadline_exceeded", f"no result within {svc.settings.request_timeout_s} s") from None
-    ref = q.ref or decoded.georef
-    if ref is not None:
-        dets = georeference(dets, ref)
+    dets, timing = results[0]
+    if len(tile.windows) > 1:
+        per_window = [(win, d.shifted(win.col, win.row)) for win, (d, _) in zip(tile.windows, results, strict=True)]
+        dets = merge_windows(per_window, tile.scored_size, iou_threshold=params.iou)
+        timing = {k: max(t[k] for _, t in results) for k in timing}
+    height, width = tile.decoded.pixels.shape[:2]
+    if tile.factor != 1.0:
+        dets = dets.scaled(width / tile.scored_size[0], height / tile.scored_size[1])
+    if tile.ref is not None:
+        dets = georeference(dets, tile.ref)
     timing["total"] = (time.perf_counter() - started) * 1000
-    return {"image": {"width": int(decoded.pixels.shape[1]), "height": int(decoded.pixels.shape[0]),
-                      "bands": decoded.bands, "dtype": decoded.source_dtype, "georeferenced": ref is not None},
-            "_dets": dets, "_ref": ref, "timing_ms": {k: round(v, 3) for k, v in timing.items()}}
+    decoded = tile.decoded
+    return {"image": {"width": int(width), "height": int(height),
+                      "bands": decoded.bands, "dtype": decoded.source_dtype, "georeferenced": tile.ref is not None},
+            "scale": {"gsd_m": tile.gsd_m, "factor": round(tile.factor, 6), "windows": len(tile.windows)},
+            "_dets": dets, "_ref": tile.ref, "timing_ms": {k: round(v, 3) for k, v in timing.items()}}
 
 
 def render(result: dict[str, Any], svc: ServiceState, request: Request, geometry: str) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class Detections:
         """From oriented boxes; `xyxy` is the objects' own tight box where it is known and tighter than the
         oriented box's envelope (a label made from a mask or polygon), else that envelope."""
         o = normalize_obb(obb)
-        return cls(xyxy=obb_to_xyxy(o) if xyxy is None else xyxy, score=np.asarray(score),
+        return cls(xyxy=obb_to_xyxy(o) if xyxy is None else np.asarray(xyxy, dtype=np.float64), score=np.asarray(score),
                    class_id=np.asarray(class_id), obb=o, class_names=dict(class_names or {0: "ship"}),
                    data=dict(data or {}))
 
@@ -115,13 +115,15 @@ class Detections:
                           obb=obb, class_names=dict(self.class_names), data=dict(self.data))
 
     def scaled(self, sx: float, sy: float) -> Detections:
-        """Rescale pixel coordinates (e.g. undo a resize). Oriented boxes need sx == sy to stay rectangles."""
+        """Rescale pixel coordinates (e.g. undo a resize). Oriented boxes need sx and sy within 2 % of each other
+        (a resize rounded to whole pixels): their centres scale exactly, their sides by the geometric mean."""
         obb = None
         if self.obb is not None:
-            if not np.isclose(sx, sy):
+            if not np.isclose(sx, sy, rtol=0.02):
                 raise ValueError("oriented boxes can only be scaled uniformly")
             obb = self.obb.copy()
-            obb[:, :4] *= sx
+            obb[:, :2] *= (sx, sy)
+            obb[:, 2:4] *= float(np.sqrt(sx * sy))
         return Detections(xyxy=self.xyxy * np.array([sx, sy, sx, sy]), score=self.score, class_id=self.class_id,
                           obb=obb, class_names=dict(self.class_names), data=dict(self.data))
 

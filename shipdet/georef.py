@@ -52,6 +52,14 @@ class GeoReference:
     def _to_wgs84(self) -> Transformer:
         return Transformer.from_crs(self.crs, CRS.from_epsg(4326), always_xy=True)
 
+    def gsd_m(self, x: float, y: float) -> float:
+        """Metres per pixel at pixel (x, y): geodesic lengths of one pixel step along each axis (WGS84), their
+        geometric mean. Holds for any CRS, degrees included."""
+        lon, lat = self.pixel_to_lonlat([x, x + 1, x], [y, y, y + 1])
+        _, _, dx = _GEOD.inv(lon[0], lat[0], lon[1], lat[1])
+        _, _, dy = _GEOD.inv(lon[0], lat[0], lon[2], lat[2])
+        return float(np.sqrt(abs(dx) * abs(dy)))
+
     def pixel_to_crs(self, x: ArrayLike, y: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         t = self.transform
         xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

@@ -163,3 +163,17 @@ def recall_by_size(truths: Sequence[Detections], found: Sequence[NDArray[np.bool
         rows.append({"from": float(lo), "to": float(hi), "ships": int(sel.sum()),
                      "recall": float(hit[sel].mean()) if sel.any() else float("nan")})
     return rows
+
+
+def false_alarms(kept: Sequence[Detections], truths: Sequence[Detections], areas_km2: Sequence[float]
+                 ) -> dict[str, float | int | None]:
+    """Detections on ship-free images (every one is a false alarm): per image, and per km2 over the images whose
+    ground area is known (NaN elsewhere)."""
+    empty = [i for i, t in enumerate(truths) if len(t) == 0]
+    fp = int(sum(len(kept[i]) for i in empty))
+    known = [i for i in empty if np.isfinite(areas_km2[i])]
+    km2 = float(sum(areas_km2[i] for i in known))
+    fp_known = int(sum(len(kept[i]) for i in known))
+    return {"ship_free_images": len(empty), "false_positives": fp,
+            "per_image": fp / len(empty) if empty else None,
+            "ship_free_km2": km2, "per_km2": fp_known / km2 if km2 > 0 else None}

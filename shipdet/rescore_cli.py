@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
                                             "(SAHI's slices, to compare with SAHI runs)."),
         cloud_band: int = typer.Option(None, help="Band (1-based) of a cloud mask: non-zero = cloud."),
         crs: str = typer.Option(None, help="CRS of tiles placed by a world file without a .prj (e.g. EPSG:32633)."),
+        gsd: float = typer.Option(None, help="Metres per pixel of the scenes (default: from each scene's "
+                                             "georeference; unknown: scored as they are)."),
+        resample: bool = typer.Option(None, "--resample/--no-resample",
+                                      help="Resample scenes of known GSD into the model's scale range (default: on)."),
         batch: int = typer.Option(None, help="Windows per model call (default 8)."),
         providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
         retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
@@ -45,7 +49,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
         scenes = resolve_sources(sources)
         given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "grid": grid,
-                                  "cloud_band": cloud_band, "crs": crs, "max_batch": batch}
+                                  "cloud_band": cloud_band, "crs": crs, "max_batch": batch, "gsd": gsd,
+                                  "resample": resample}
         params = RescoreParams(**{k: v for k, v in given.items() if v is not None})
         engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],
                         max_batch=params.max_batch)

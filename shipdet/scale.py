@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from shipdet.detections import Detections
 from shipdet.errors import ConfigError
+from shipdet.tiling import Window, tile_windows
 
 METADATA_KEY = "shipdet_gsd_range_m"
 MAX_FACTOR = 8.0   # beyond this, resampling invents detail rather than revealing it (and costs f^2 tiles)
@@ -88,12 +91,26 @@ def resample(image: NDArray[np.uint8], factor: float) -> NDArray[np.uint8]:
     return np.asarray(Image.fromarray(image).resize(size, method))
 
 
-def pixel_gsd(transform_a: float, transform_e: float, geographic: bool, lat_deg: float = 0.0) -> float:
-    """Metres per pixel from a raster transform's pixel size (geometric mean of both axes); degrees are converted
-    at the scene's latitude (WGS84 mean radius), close enough to choose a resampling factor."""
-    x, y = abs(transform_a), abs(transform_e)
-    if geographic:
-        metres_per_degree = math.pi * 6_371_008.8 / 180
-        x *= metres_per_degree * max(math.cos(math.radians(lat_deg)), 1e-6)
-        y *= metres_per_degree
-    return math.sqrt(x * y)
+def scaled_windows(width: int, height: int, tile: int, overlap: int, grid: str, factor: float) -> list[Window]:
+    """Windows in the image's own pixels that are `tile` x `tile` (at most) once resampled by `factor`; `overlap`
+    is in resampled pixels, as the model sees them. Resampling window by window, instead of the whole scene first,
+    keeps memory flat whatever the scene size."""
+    native_tile = max(1, math.floor(tile / factor))
+    native_overlap = min(round(overlap / factor), native_tile - 1)
+    return tile_windows(width, height, native_tile, max(native_overlap, 0), grid)
+
+
+class WindowDetector(Protocol):
+    def detect(self, images: Sequence[NDArray[np.uint8]], conf: float = 0.25, iou: float = 0.45
+               ) -> list[Detections]: ...
+
+
+def detect_resampled(detector: WindowDetector, windows: Sequence[NDArray[np.uint8]], factor: float, conf: float,
+                     iou: float) -> list[Detections]:
+    """Each window resampled by `factor`, scored, and its boxes mapped back to the window's own pixels."""
+    resampled = [resample(w, factor) for w in windows]
+    found = detector.detect(resampled, conf=conf, iou=iou)
+    if factor == 1.0:
+        return found
+    return [d.scaled(w.shape[1] / r.shape[1], w.shape[0] / r.shape[0])
+            for d, w, r in zip(found, windows, resampled, strict=True)]

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def write_fake_yolo(path: Path, base: np.ndarray, shift: np.ndarray, imgsz: int = 64, task: str = "detect",
-                    names: dict[int, str] | None = None) -> Path:
+                    names: dict[int, str] | None = None, metadata: dict[str, str] | None = None) -> Path:
     """`base`, `shift`: (channels, anchors) float32; channels = 4 + classes (+ 1 angle for obb)."""
     names = names or {0: "ship"}
     nodes = [
@@ -32,7 +32,8 @@ def write_fake_yolo(path: Path, base: np.ndarray, shift: np.ndarray, imgsz: int 
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    for key, value in {"names": repr(names), "imgsz": f"[{imgsz}, {imgsz}]", "task": task, "stride": "32"}.items():
+    props = {"names": repr(names), "imgsz": f"[{imgsz}, {imgsz}]", "task": task, "stride": "32", **(metadata or {})}
+    for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ def write_fake_yolo(path: Path, base: np.ndarray, shift: np.ndarray, imgsz: int 
     return path
 
 
-def detect_model(path: Path) -> Path:
+def detect_model(path: Path, metadata: dict[str, str] | None = None) -> Path:
     """Anchors (input pixels, 64 x 64): a strong box, a duplicate NMS must remove, a weaker one, a faint one.
     The first box's centre x moves by 20 px times the image's mean brightness (0..1)."""
     base = np.array([
@@ -52,4 +53,4 @@ def detect_model(path: Path) -> Path:
     ], dtype=np.float32)
     shift = np.zeros_like(base)
     shift[0, 0] = 20.0
-    return write_fake_yolo(path, base, shift)
+    return write_fake_yolo(path, base, shift, metadata=metadata)

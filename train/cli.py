@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -40,6 +41,46 @@ def register(app: typer.Typer) -> None:
         run = run_training(settings)
         typer.echo(f"run folder: {run}")
 
+    @app.command("evaluate-scenes")
+    def evaluate_scenes_command(
+        model: Path = typer.Argument(..., help="An exported .onnx."),
+        annotations: Path = typer.Option(..., help="COCO file on the scenes' pixel grid (coco_annotations.json)."),
+        scenes: list[Path] = typer.Argument(..., help="Scene folders or files (e.g. the validation ports)."),
+        factors: str = typer.Option("1,2,3,4", help="Resampling factors to compare."),
+        conf: float = typer.Option(0.25), iou: float = typer.Option(0.3, help="IoU for a match."),
+        out: Path = typer.Option(None, help="Write scenes.json and scenes.md here."),
+    ) -> None:
+        """Score whole scenes as `shipdet rescore` does, at several resampling factors, against their truth."""
+        from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
+
+        from shipdet.errors import ConfigError
+
+        try:
+            chosen = [float(f) for f in factors.split(",")]
+        except ValueError:
+            raise ConfigError(f"--factors {factors!r} is not a list of numbers", "e.g. --factors 1,2,3,4") from None
+        rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou)
+        report = scenes_markdown(rows, model, iou, conf)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scenes.json").write_text(json.dumps(rows, indent=2))
+            (out / "scenes.md").write_text(report)
+        typer.echo(report)
+
+    @app.command()
+    def unfold(
+        model: Path = typer.Argument(..., help="An exported .onnx (e.g. weights/shipdet-default.onnx)."),
+        data: Path = typer.Argument(..., help="Data YAML: a few training images measure the batch statistics."),
+        out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); a run record goes beside it."),
+        arch: str = typer.Option("yolo11n.yaml", help="The architecture the model was trained with."),
+    ) -> None:
+        """Rebuild a trainable checkpoint from an exported ONNX model, to continue training a shipped model."""
+        from shipdet.train.warmstart import unfold_model
+
+        record = unfold_model(model, out, data, arch)
+        typer.echo(f"wrote {out} (largest output difference from the ONNX model: "
+                   f"{record['max_output_difference']:.2e}); train from it with --model {out}")
+
     @app.command()
     def evaluate(
         model: Path = typer.Argument(..., help="An exported .onnx (or a .pt with the train extra)."),
@@ -69,10 +110,21 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(None, help="Data YAML for calibration, parity images and the INT8 check."),
         name: str = typer.Option("shipdet", help="Model name in the card."),
         notes: Path = typer.Option(None, help="Markdown appended to the model card (e.g. its limitations)."),
+        gsd_range: str = typer.Option(None, help="finest,coarsest metres per pixel the model declares: imagery "
+                                                 "outside is resampled into it (default: the training GSDs)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.train.export import export_model
 
+        from shipdet.errors import ConfigError
+        from shipdet.scale import ScaleRange
+
+        scale_range = None
+        if gsd_range:
+            try:
+                scale_range = ScaleRange(*(float(v) for v in gsd_range.split(",")))
+            except (TypeError, ValueError):
+                raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
-                            data=data, name=name, notes=notes)
+                            data=data, name=name, notes=notes, gsd_range=scale_range)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")

@@ -16,7 +16,7 @@ from shipdet.datasets.writer import read_manifest
 from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
-from shipdet.metrics import airbus_f2, average_precision, match_at, recall_by_size
+from shipdet.metrics import airbus_f2, average_precision, false_alarms, match_at, recall_by_size
 
 SIZE_EDGES_PX = (8, 16, 32, 64, 128)
 SIZE_EDGES_M = (25, 50, 100, 200)
@@ -41,16 +41,18 @@ def load_truth(image: Path, width: int, height: int, names: dict[int, str]) -> D
     return from_yolo_lines(lines, width, height, names, str(label))
 
 
-def image_sources(images: Sequence[Path]) -> tuple[list[str], list[float]]:
-    """Each image's source dataset and ground sample distance (NaN where unknown), from set manifests."""
-    info: dict[str, tuple[str, float]] = {}
-    for manifest in {p.parent.parent / "manifest.csv" for p in images}:
+def image_sources(images: Sequence[Path]) -> tuple[list[str], list[float], list[float]]:
+    """Each image's source dataset, ground sample distance (NaN where unknown) and the resampling its set applied
+    to the source image (1: none), from set manifests."""
+    info: dict[str, tuple[str, float, float]] = {}
+    for manifest in {Path(str(p).replace("/obb/images/", "/images/")).parent.parent / "manifest.csv" for p in images}:
         if manifest.is_file():
             for r in read_manifest(manifest):
                 key = str(manifest.parent / "images" / f"{r['name']}.jpg")
-                info[key] = (r["source"], float(r["gsd_m"]) if r["gsd_m"] else float("nan"))
-    sources = [info.get(str(p).replace("/obb/images/", "/images/"), ("unknown", float("nan"))) for p in images]
-    return [s for s, _ in sources], [g for _, g in sources]
+                info[key] = (r["source"], float(r["gsd_m"]) if r["gsd_m"] else float("nan"),
+                             float(r.get("scale") or 1.0))
+    rows = [info.get(str(p).replace("/obb/images/", "/images/"), ("unknown", float("nan"), 1.0)) for p in images]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf: float = 0.001) -> Predictor:
@@ -85,7 +87,12 @@ def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float =
 
 
 def evaluate_predictions(preds: list[Detections], truths: list[Detections], sources: list[str], gsd: list[float],
-                         conf: float, iou: float) -> dict[str, Any]:
+                         conf: float, iou: float, sizes: Sequence[tuple[int, int]] | None = None,
+                         scales: Sequence[float] | None = None) -> dict[str, Any]:
+    """`sizes`: (width, height) of each image, for false alarms per km2; `scales`: the resampling each image went
+    through (recall by size at native scale, e.g. Sentinel-2 ships below 16 native pixels)."""
+    sizes = sizes or [(0, 0)] * len(truths)
+    areas = [w * h * g * g / 1e6 if np.isfinite(g) else float("nan") for (w, h), g in zip(sizes, gsd, strict=True)]
     aps = average_precision(preds, truths)
     counts, found = match_at(preds, truths, conf, iou)
     kept = [p[np.flatnonzero(p.score >= conf)] for p in preds]
@@ -104,14 +111,19 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
                         "mean_signed": float(count_err.mean()) if len(count_err) else 0.0},
         "recall_by_size_px": recall_by_size(truths, found, SIZE_EDGES_PX),
         "recall_by_size_m": recall_by_size(truths, found, SIZE_EDGES_M, scale=gsd),
+        "recall_by_size_native_px": recall_by_size(truths, found, SIZE_EDGES_PX,
+                                                   scale=[1 / f for f in (scales or [1.0] * len(truths))]),
+        "false_alarms": false_alarms(kept, truths, areas),
         "by_source": {},
     }
     for source in sorted(set(sources)):
         idx = [i for i, s in enumerate(sources) if s == source]
         c, _ = match_at([preds[i] for i in idx], [truths[i] for i in idx], conf, iou)
         ap = average_precision([preds[i] for i in idx], [truths[i] for i in idx], [0.5])[0.5]
-        result["by_source"][source] = {"images": len(idx), "mAP50": ap, "precision": c.precision,
-                                       "recall": c.recall, "f1": c.f1}
+        result["by_source"][source] = {"images": len(idx), "ships": int(sum(len(truths[i]) for i in idx)),
+                                       "mAP50": ap, "precision": c.precision, "recall": c.recall, "f1": c.f1,
+                                       "false_alarms": false_alarms([kept[i] for i in idx], [truths[i] for i in idx],
+                                                                    [areas[i] for i in idx])}
     return result
 
 
@@ -152,17 +164,30 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
              f"| Airbus F2 (all images) | {m['airbus_f2_all_images']:.3f} |",
              f"| count error per image (mean abs / signed) | {m['count_error']['mean_abs']:.2f} / "
              f"{m['count_error']['mean_signed']:+.2f} |", ""]
-    for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_m", "m")):
+    fa = m["false_alarms"]
+    if fa["ship_free_images"]:
+        per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} over {fa['ship_free_km2']:.1f} km2"
+        lines += [f"False alarms at conf {m['conf']}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
+                  f"images, {fa['per_image']:.3f} per image, {per_km2} per km2 (where the GSD is known).", ""]
+    for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
+                      ("recall_by_size_m", "m")):
         if m[key]:
+            if key == "recall_by_size_native_px" and m[key] == m["recall_by_size_px"]:
+                continue  # nothing was resampled
             lines += [f"Recall by ship length ({unit}, IoU {m['iou']}):", "", "| length | ships | recall |",
                       "|---|---|---|"]
             lines += [f"| {r['from']:g}-{r['to']:g} | {r['ships']} | {r['recall']:.2f} |" for r in m[key]
                       if r["ships"]]
             lines.append("")
-    lines += ["By source:", "", "| source | images | mAP50 | P | R | F1 |", "|---|---|---|---|---|---|"]
-    lines += [f"| {s} | {v['images']} | {v['mAP50']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | "
-              f"{v['f1']:.3f} |" for s, v in m["by_source"].items()]
+    lines += ["By source:", "", "| source | images | ships | mAP50 | P | R | F1 | false alarms per ship-free image |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {v['images']} | {v['ships']} | {v['mAP50']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | "
+              f"{v['f1']:.3f} | {_per_image(v['false_alarms'])} |" for s, v in m["by_source"].items()]
     return "\n".join([*lines, "", "![precision-recall](pr_curve.png)", ""])
+
+
+def _per_image(fa: dict[str, Any]) -> str:
+    return "-" if fa["per_image"] is None else f"{fa['per_image']:.3f} ({fa['ship_free_images']})"
 
 
 def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: float = 0.5, split: str = "val",
@@ -175,23 +200,24 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: 
     preds: list[Detections] = []
     truths: list[Detections] = []
     shown: list[NDArray[np.uint8]] = []
-    sources_all, _ = image_sources(images)
+    sizes: list[tuple[int, int]] = []
+    sources_all, gsd, scales = image_sources(images)
     # Drawn examples: spread over the sources, images with ships first.
     wanted = set(_examples(images, sources_all, draw)) if draw else set()
     for start in range(0, len(images), batch):
         pixels = [read_rgb8(p) for p in images[start:start + batch]]
         shown += [im for k, im in enumerate(pixels, start) if k in wanted]
         preds += predict(pixels)
+        sizes += [(im.shape[1], im.shape[0]) for im in pixels]
         truths += [load_truth(p, im.shape[1], im.shape[0], names) for p, im in
                    zip(images[start:start + batch], pixels, strict=True)]
     oriented = all(p.obb is not None for p in preds) and any(t.obb is not None for t in truths)
     if not oriented:  # an axis-aligned model is scored on axis-aligned boxes
         preds = [Detections(p.xyxy, p.score, p.class_id, class_names=p.class_names) for p in preds]
         truths = [Detections(t.xyxy, t.score, t.class_id, class_names=t.class_names) for t in truths]
-    sources, gsd = image_sources(images)
     if gsd_m is not None:
         gsd = [gsd_m] * len(images)
-    metrics = evaluate_predictions(preds, truths, sources, gsd, conf, iou)
+    metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales)
     out.mkdir(parents=True, exist_ok=True)
     metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -18,6 +18,8 @@ from shipdet.train.offline import ensure_offline
 from shipdet.train.records import read_run_record
 
 from shipdet.errors import ShipdetError
+from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
+from shipdet.scale import ScaleRange
 
 
 class ExportParityError(ShipdetError):
@@ -74,6 +76,17 @@ def parity_check(onnx_path: Path, weights: Path, tiles: list[np.ndarray], imgsz:
     return result
 
 
+def training_gsd_range(data: Path | None) -> ScaleRange | None:
+    """The ground sample distances of the training images whose GSD is recorded (their sets' manifests)."""
+    if data is None:
+        return None
+    from shipdet.train.evaluate import image_sources, split_images
+
+    _, gsd, _ = image_sources(split_images(data, "train"))
+    known = [g for g in gsd if np.isfinite(g)]
+    return ScaleRange(min(known), max(known)) if known else None
+
+
 def _add_metadata(path: Path, extra: dict[str, str]) -> None:
     import onnx
 
@@ -89,7 +102,10 @@ def _add_metadata(path: Path, extra: dict[str, str]) -> None:
 
 def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
-                 version: str | None = None, notes: Path | None = None) -> dict[str, Any]:
+                 version: str | None = None, notes: Path | None = None,
+                 gsd_range: ScaleRange | None = None) -> dict[str, Any]:
+    """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
+    default: the range of the training images' recorded GSDs."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -111,9 +127,13 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         stale.unlink(missing_ok=True)  # it describes the file just replaced; the new card comes at the end
     record = read_run_record(weights)
     version = version or datetime.now(UTC).strftime("%Y.%m.%d")
-    _add_metadata(target, {"shipdet_name": name, "shipdet_version": version,
-                           "dataset_sha256": str(record.get("dataset_sha256", "unknown")),
-                           "training_commit": str(record.get("git_commit", "unknown"))})
+    scale_range = gsd_range or training_gsd_range(data)
+    extra = {"shipdet_name": name, "shipdet_version": version,
+             "dataset_sha256": str(record.get("dataset_sha256", "unknown")),
+             "training_commit": str(record.get("git_commit", "unknown"))}
+    if scale_range is not None:
+        extra[SCALE_METADATA_KEY] = scale_range.to_metadata()
+    _add_metadata(target, extra)
     tiles = _sample_tiles(data, imgsz)
     for conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds something
         parity = parity_check(target, weights, tiles, imgsz, conf=conf)
@@ -122,7 +142,9 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
     card: dict[str, Any] = {"name": name, "version": version, "file": target.name, "sha256": file_sha256(target),
                             "task": model.task, "imgsz": imgsz, "dynamic_batch": dynamic, "fp16": half,
                             "names": {int(k): v for k, v in model.names.items()}, "parity": parity,
-                            "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds")}
+                            "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "gsd_range_m": None if scale_range is None else [scale_range.finest_m,
+                                                                              scale_range.coarsest_m]}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

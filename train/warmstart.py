@@ -28,7 +28,7 @@ def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
         graph = onnx.load(str(path)).graph
     except Exception as exc:  # onnx raises DecodeError and friends for a corrupt file
         raise ModelLoadError(f"cannot read ONNX model {path}: {exc}") from exc
-    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    return {init.name: numpy_helper.to_array(init).copy() for init in graph.initializer}  # writable
 
 
 def _calibration_batches(images: Sequence[Path], imgsz: int, batch: int = 8) -> list[Any]:
@@ -48,14 +48,15 @@ def _calibration_batches(images: Sequence[Path], imgsz: int, batch: int = 8) -> 
     return [torch.stack(tensors[i:i + batch]) for i in range(0, len(tensors), batch)]
 
 
-def unfold_onnx(onnx_path: Path, model_yaml: str, nc: int, images: Sequence[Path], imgsz: int) -> Any:
+def unfold_onnx(onnx_path: Path, model_yaml: str, nc: int, images: Sequence[Path], imgsz: int,
+                task: str = "detect") -> Any:
     """A trainable ultralytics model with the weights of `onnx_path` (same architecture as `model_yaml`)."""
     import torch
     from ultralytics.nn.modules import Conv
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import DetectionModel, OBBModel
 
     weights = _onnx_weights(onnx_path)
-    model = DetectionModel(model_yaml, nc=nc, verbose=False)
+    model = (OBBModel if task == "obb" else DetectionModel)(model_yaml, nc=nc, verbose=False)
     model.eval()
     convs = {name: m for name, m in model.named_modules() if isinstance(m, Conv)}
     missing = []
@@ -72,6 +73,7 @@ def unfold_onnx(onnx_path: Path, model_yaml: str, nc: int, images: Sequence[Path
                 continue
             conv.conv.weight.copy_(torch.from_numpy(weights[f"{key}.weight"]))
             bn = conv.bn
+            assert bn.running_mean is not None and bn.running_var is not None  # ultralytics tracks statistics
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)  # sqrt(var + eps) == 1: bn adds beta only, as the folded conv
             bn.weight.fill_(1.0)
@@ -102,6 +104,7 @@ def unfold_onnx(onnx_path: Path, model_yaml: str, nc: int, images: Sequence[Path
             mean = total / count
             var = (squares / count - mean * mean).clamp(min=1e-6)
             bn = conv.bn
+            assert bn.running_mean is not None and bn.running_var is not None
             bn.running_mean.copy_(mean.float())
             bn.running_var.copy_(var.float())
             bn.weight.copy_(torch.sqrt(var + bn.eps).float())
@@ -109,7 +112,8 @@ def unfold_onnx(onnx_path: Path, model_yaml: str, nc: int, images: Sequence[Path
     return model
 
 
-def write_checkpoint(model: Any, out: Path, source: Path, model_yaml: str, imgsz: int) -> Path:
+def write_checkpoint(model: Any, out: Path, source: Path, model_yaml: str, imgsz: int, task: str = "detect"
+                     ) -> Path:
     """Save as an ultralytics checkpoint that `shipdet train --model out.pt` starts from."""
     from copy import deepcopy
 
@@ -118,7 +122,7 @@ def write_checkpoint(model: Any, out: Path, source: Path, model_yaml: str, imgsz
 
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {"model": deepcopy(model).half(), "ema": None, "epoch": -1, "optimizer": None,
-            "train_args": {"model": model_yaml, "imgsz": imgsz, "task": "detect"},
+            "train_args": {"model": model_yaml, "imgsz": imgsz, "task": task},
             "date": datetime.now(timezone.utc).isoformat(), "version": __version__,
             "shipdet_unfolded_from": str(source)}
     torch.save(ckpt, out)
@@ -137,3 +141,35 @@ def max_output_difference(model: Any, onnx_path: Path, images: Sequence[Path], i
     ours = ours[0] if isinstance(ours, list | tuple) else ours
     theirs = session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0]
     return float(np.abs(ours.numpy() - theirs).max())
+
+
+def unfold_model(onnx_path: Path, out: Path, data: Path, model_yaml: str = "yolo11n.yaml", images: int = 64,
+                 seed: int = 0) -> dict[str, Any]:
+    """`shipdet unfold`: the checkpoint, its parity with the ONNX model, and a run record beside it that carries
+    the shipped model's training record, so the card of a model trained from it lists every earlier stage."""
+    import json
+    import random
+
+    from shipdet.serve.model import card_path, load_model_info
+    from shipdet.train.evaluate import split_images
+
+    info = load_model_info(onnx_path)
+    train_images = split_images(data, "train")
+    if not train_images:
+        raise ModelLoadError(f"{data} lists no training images", "unfold needs a few to measure batch statistics")
+    random.Random(seed).shuffle(train_images)
+    imgsz = int(info.imgsz[0])
+    model = unfold_onnx(onnx_path, model_yaml, len(info.names), train_images[:images], imgsz, info.task)
+    difference = max_output_difference(model, onnx_path, train_images[images:images + 4] or train_images[:4], imgsz)
+    write_checkpoint(model, out, onnx_path, model_yaml, imgsz, info.task)
+    card_file = card_path(onnx_path)
+    card = json.loads(card_file.read_text()) if card_file else {}
+    record = {"config": {"model": None}, "command": f"shipdet unfold {onnx_path}",
+              "unfolded_from": {"file": onnx_path.name, "sha256": info.sha256, "version": info.version},
+              "git_commit": card.get("training", {}).get("git_commit", "unknown"),
+              "dataset_sha256": card.get("training", {}).get("dataset_sha256", "unknown"),
+              "max_output_difference": difference}
+    if card.get("training"):
+        record["parent"] = card["training"]
+    (out.parent / "shipdet_run.json").write_text(json.dumps(record, indent=2, default=str))
+    return record

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.rescore.run import RescoreRun
+from shipdet.rescore.run import RescoreRun, ScoredScene, scene_factor, scene_windows
 from shipdet.rescore.scene import open_scene
 from shipdet.rescore.sources import SceneSource
-from shipdet.tiling import Window, merge_windows, tile_windows
+from shipdet.scale import detect_resampled
+from shipdet.tiling import Window, merge_windows
 
 
 class WindowScorer:
@@ -45,11 +46,16 @@ class WindowScorer:
                    zip(batch["col"], batch["row"], batch["width"], batch["height"], strict=True)]
         pixels = [self._scene(int(s)).read_window_with_data(w) for s, w in zip(batch["scene"], windows, strict=True)]
         with_data = [i for i, p in enumerate(pixels) if p is not None]  # windows of nodata only are not scored
-        scored = self.engine.detect([pixels[i] for i in with_data], conf=self.conf, iou=self.iou) if with_data else []
         results = [Detections.empty(oriented=self.engine.info.task == "obb", class_names=self.engine.info.names)
                    for _ in pixels]
-        for i, dets in zip(with_data, scored, strict=True):
-            results[i] = dets
+        by_factor: dict[float, list[int]] = defaultdict(list)  # one batch may hold scenes of different scales
+        for i in with_data:
+            by_factor[float(self.scenes[int(batch["scene"][i])]["factor"])].append(i)
+        for factor, indices in by_factor.items():
+            found = detect_resampled(self.engine, [pixels[i] for i in indices if pixels[i] is not None], factor,
+                                     self.conf, self.iou)
+            for i, dets in zip(indices, found, strict=True):
+                results[i] = dets
         out: dict[str, list[Any]] = defaultdict(list)
         for s, w, dets in zip(batch["scene"], windows, results, strict=True):
             for i in range(len(dets)):
@@ -76,7 +82,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
     specs: dict[int, dict[str, Any]] = {}
     rows = []
     opened = {}
-    tile = run.params.tile or run.engine.input_size[0]
+    scales: dict[int, tuple[float | None, float]] = {}
     for index, source in enumerate(pending):
         try:
             scene = open_scene(source, run.params.cloud_band, run.params.crs)
@@ -85,11 +91,13 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             counts["failed"] += 1
             continue
         opened[index] = scene
-        specs[index] = {"scene_id": source.scene_id, "paths": [str(p) for p in source.paths],
+        scales[index] = scene_factor(run.engine, scene, run.params)
+        specs[index] = {"factor": scales[index][1], "scene_id": source.scene_id,
+                        "paths": [str(p) for p in source.paths],
                         "bands": [b for _, b in scene.bands] if len(source.paths) == 1 else [],
                         "cloud_band": run.params.cloud_band,
                         "limits": None if scene.limits is None else scene.limits.tolist()}
-        for w in tile_windows(scene.width, scene.height, tile, min(run.params.overlap, tile - 1), run.params.grid):
+        for w in scene_windows(run.engine, scene, run.params, scales[index][1]):
             rows.append({"scene": index, "col": w.col, "row": w.row, "width": w.width, "height": w.height})
     started = time.perf_counter()
     by_window: dict[tuple[int, Window], list[Detections]] = defaultdict(list)
@@ -111,13 +119,13 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
                 by_window[(int(batch["scene"][i]), w)].append(dets.shifted(w.col, w.row))
     for index, scene in opened.items():
         try:
-            windows = tile_windows(scene.width, scene.height, tile, min(run.params.overlap, tile - 1), run.params.grid)
+            windows = scene_windows(run.engine, scene, run.params, scales[index][1])
             empty = Detections.empty(oriented=run.engine.info.task == "obb", class_names=run.engine.info.names)
             # In tile order, as the local backend merges them (Ray returns batches in any order).
             per_window = [(w, Detections.concatenate(by_window[(index, w)]) if by_window[(index, w)] else empty)
                           for w in windows]
             merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=run.params.iou)
-            run.record(pending[index], scene, merged, len(windows), started)
+            run.record(pending[index], scene, ScoredScene(merged, len(windows), *scales[index]), started)
             counts["done"] += 1
             counts["tiles"] += len(windows)
         except Exception as exc:

@@ -10,20 +10,23 @@ import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shipdet.detections import Detections
+from shipdet.errors import ConfigError
 from shipdet.georef import georeference
 from shipdet.progress import progress
 from shipdet.rescore.scene import Scene, open_scene
 from shipdet.rescore.sources import SceneSource
 from shipdet.rescore.table import atomic_write, detections_frame, write_geoparquet
-from shipdet.tiling import Window, merge_windows, tile_windows
+from shipdet.scale import check_gsd, detect_resampled, scaled_windows
+from shipdet.tiling import Window, merge_windows
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,21 @@ class RescoreParams(BaseSettings):
     grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices
     cloud_band: int | None = None
     crs: str | None = None   # CRS of scenes placed by a world file without a .prj (e.g. EPSG:32633)
+    gsd: float | None = None  # metres per pixel of every scene (default: from each scene's georeference)
+    resample: bool = True    # resample scenes of known GSD into the model's scale range (shipdet.scale)
+    scale: float | None = Field(None, ge=0.125, le=8)  # a fixed resampling factor instead (comparing scales)
     max_batch: int = 8
     readahead: int = 16      # windows read ahead of inference
+
+    @field_validator("gsd")
+    @classmethod
+    def _plausible_gsd(cls, value: float | None) -> float | None:
+        if value is not None:
+            try:
+                check_gsd(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
     @field_validator("crs")
     @classmethod
@@ -85,11 +101,36 @@ def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[
     return out
 
 
-def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> tuple[Detections, int]:
-    """All ships in a scene: windows with overlap, batched inference, seam merge. Windows without any data are
-    not scored. Returns (detections, tiles scored)."""
+@dataclass(frozen=True)
+class ScoredScene:
+    detections: Detections  # merged, in the scene's own pixels
+    tiles: int              # windows scored
+    gsd_m: float | None     # the scene's ground sample distance, where known
+    factor: float           # the resampling applied before tiling (1: none)
+
+
+def scene_factor(engine: Any, scene: Scene, params: RescoreParams) -> tuple[float | None, float]:
+    """(GSD, resampling factor) of a scene: the GSD given or read from its georeference, brought into the model's
+    scale range; factor 1 when either is unknown or resampling is off."""
+    gsd = params.gsd if params.gsd is not None else scene.gsd_m()
+    scale_range = engine.info.scale_range
+    if params.scale is not None:
+        return gsd, params.scale
+    if not params.resample or scale_range is None:
+        return gsd, 1.0
+    return gsd, scale_range.factor_for(gsd)
+
+
+def scene_windows(engine: Any, scene: Scene, params: RescoreParams, factor: float) -> list[Window]:
     tile = params.tile or engine.input_size[0]
-    windows = tile_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid)
+    return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
+
+
+def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> ScoredScene:
+    """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
+    batched inference, seam merge. Windows without any data are not scored."""
+    gsd, factor = scene_factor(engine, scene, params)
+    windows = scene_windows(engine, scene, params, factor)
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []
@@ -101,11 +142,12 @@ def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> tuple[Dete
         if item[1] is not None:
             batch.append(item)
         if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
-            results = engine.detect([a for _, a in batch], conf=params.conf, iou=params.iou)
+            results = detect_resampled(engine, [a for _, a in batch], factor, params.conf, params.iou)
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
             scored += len(batch)
             batch = []
-    return merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou), scored
+    merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou)
+    return ScoredScene(merged, scored, gsd, factor)
 
 
 class RescoreRun:
@@ -145,14 +187,13 @@ class RescoreRun:
         started = time.perf_counter()
         scene = open_scene(source, self.params.cloud_band, self.params.crs)
         try:
-            dets, tiles = detect_scene(self.engine, scene, self.params)
-            return self.record(source, scene, dets, tiles, started)
+            return self.record(source, scene, detect_scene(self.engine, scene, self.params), started)
         finally:
             scene.close()
 
-    def record(self, source: SceneSource, scene: Scene, dets: Detections, tiles: int, started: float
-               ) -> dict[str, Any]:
+    def record(self, source: SceneSource, scene: Scene, scored: ScoredScene, started: float) -> dict[str, Any]:
         """Georeference a scene's merged detections, write its table atomically, then add it to the manifest."""
+        dets, tiles = scored.detections, scored.tiles
         sha = self.engine.info.sha256
         key = scene_key(source, sha, self.params_hash)
         ref = scene.georef
@@ -166,7 +207,8 @@ class RescoreRun:
                 "crs": ref.crs.to_string() if ref else None,
                 "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
-                "tiles": tiles, "seconds": time.perf_counter() - started, "model_sha256": sha,
+                "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor,
+                "seconds": time.perf_counter() - started, "model_sha256": sha,
                 "params_hash": self.params_hash}
         output = self.out / "scenes" / f"{source.scene_id}.parquet"
         write_geoparquet(frame, output)
@@ -230,8 +272,9 @@ class RescoreRun:
                 counts["tiles"] += int(info["tiles"])
                 scoring += info["seconds"]
                 bar.note(f"{counts['tiles'] / scoring:.1f} tiles/s, {counts['failed']} failed")
-                log.info("%s: %d ships, %d tiles in %.1f s", source.scene_id, info["n_detections"], info["tiles"],
-                         info["seconds"])
+                log.info("%s: %d ships, %d tiles in %.1f s%s", source.scene_id, info["n_detections"],
+                         info["tiles"], info["seconds"], "" if info["scale_factor"] == 1 else
+                         f" (GSD {info['gsd_m']:.2f} m, resampled x{info['scale_factor']:.2f})")
             except Exception as exc:  # one bad scene is recorded and the others go on
                 self.fail(source, exc)
                 counts["failed"] += 1
@@ -254,8 +297,8 @@ class RescoreRun:
                [{"scene_id": r["scene_id"], "path": r["path"], "status": "failed", "error": r["error"],
                  "footprint_wkt": "POLYGON EMPTY", "valid_wkt": "POLYGON EMPTY", "valid_fraction": 0.0,
                  "n_detections": 0} for r in failed]
-        columns = ["scene_id", "path", "acquired", "crs", "width", "height", "footprint_wkt", "valid_wkt",
-                   "valid_fraction", "status", "n_detections", "error"]
+        columns = ["scene_id", "path", "acquired", "crs", "width", "height", "gsd_m", "scale_factor",
+                   "footprint_wkt", "valid_wkt", "valid_fraction", "status", "n_detections", "error"]
         table = pd.DataFrame(rows).reindex(columns=columns).sort_values("scene_id", kind="stable")
         table["acquired"] = pd.to_datetime(table["acquired"], utc=True)
         atomic_write(self.out / "scenes.csv", lambda tmp: table.to_csv(tmp, index=False))

@@ -63,6 +63,12 @@ class Scene:
                     return parsed
         return date_from_name(self.source.paths[0].name)
 
+    def gsd_m(self) -> float | None:
+        """Metres per pixel at the scene's centre, from its georeference (None where it has none)."""
+        if self.georef is None:
+            return None
+        return self.georef.gsd_m(self.width / 2, self.height / 2)
+
     def close(self) -> None:
         for ds in self.datasets:
             ds.close()

@@ -12,6 +12,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from shipdet.detections import Detections
+from shipdet.scale import ScaleRange
 from tests.conftest import write_geotiff
 
 pytest.importorskip("rasterio")
@@ -25,6 +26,7 @@ GSD = 3.0
 class _Info:
     sha256 = "0" * 64
     name = "threshold"
+    scale_range: ScaleRange | None = None  # a model exported before scale was recorded: scenes are not resampled
 
 
 class ThresholdEngine:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shipdet.scale import ScaleRange
+
 pytest.importorskip("ultralytics")
 pytestmark = pytest.mark.train
 
@@ -97,6 +99,7 @@ def test_evaluate_export_and_serve(run, tmp_path):
     assert engine.info.task == "obb" and engine.info.names == {0: "ship"} and engine.info.imgsz == (64, 64)
     meta = engine.info.metadata
     assert meta["dataset_sha256"] == card["training"]["dataset_sha256"] and meta["shipdet_name"] == "tiny"
+    assert card["gsd_range_m"] == [4.0, 4.0] and engine.info.scale_range == ScaleRange(4.0, 4.0)  # synth is 4 m
     image = np.zeros((96, 96, 3), np.uint8)
     dets = engine.detect([image], conf=0.0, max_det=5)[0]
     assert dets.obb is not None and dets.obb.shape[1] == 5 and len(dets) <= 5
@@ -107,6 +110,22 @@ def test_evaluate_export_and_serve(run, tmp_path):
     assert set(metrics) >= {"mAP50", "mAP50-95", "precision", "recall", "f1", "airbus_f2_all_images",
                             "recall_by_size_px", "recall_by_size_m", "count_error"}
     assert 0.0 <= metrics["mAP50"] <= 1.0 and "mAP50" in report and (tmp_path / "eval" / "pr_curve.png").is_file()
+
+
+def test_unfold_rebuilds_a_trainable_model_from_its_onnx_export(run, tmp_path):
+    from shipdet.train.export import export_model
+    from shipdet.train.records import read_run_record
+    from shipdet.train.warmstart import unfold_model
+    from ultralytics import YOLO
+
+    weights = run["folder"] / "weights" / "best.pt"
+    export_model(weights, tmp_path / "tiny.onnx", imgsz=64, data=run["data"], name="tiny")
+    record = unfold_model(tmp_path / "tiny.onnx", tmp_path / "warm" / "tiny.pt", run["data"], "yolo11n-obb.yaml",
+                          images=8)
+    assert record["max_output_difference"] < 1e-2  # raw outputs are pixels of a 64 px input: the same network
+    assert record["parent"]["dataset_sha256"] == read_run_record(weights)["dataset_sha256"]  # lineage kept
+    model = YOLO(str(tmp_path / "warm" / "tiny.pt"), task="obb")  # what `shipdet train --model` loads
+    assert model.model is not None and sum(p.numel() for p in model.model.parameters()) > 0
 
 
 @pytest.mark.slow

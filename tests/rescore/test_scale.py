@@ -1,0 +1,113 @@
+"""The scale path: a scene of known GSD is resampled into the model's scale range before tiling, and its boxes
+are mapped back, so one ground truth seen at two GSDs gives the same ships in metres."""
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from affine import Affine
+from pyproj import Transformer
+
+from shipdet.detections import Detections
+from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.sources import resolve_sources
+from shipdet.scale import ScaleRange
+from tests.conftest import write_geotiff
+from tests.rescore.conftest import ORIGIN, UTM, ThresholdEngine
+
+# Ships on the ground, metres from the scene's top-left corner: x1, y1, x2, y2 (multiples of both GSDs).
+SHIPS_M = [(36, 36, 156, 60), (300, 120, 360, 138), (420, 300, 444, 420), (96, 360, 168, 384)]
+SCENE_M = (600, 480)
+
+
+class _ScaledInfo:
+    sha256 = "1" * 64
+    name = "scale-aware"
+    scale_range = ScaleRange(1.5, 2.5)
+
+
+class SmallShipBlindEngine(ThresholdEngine):
+    """A perfect detector that misses ships under 12 px long, as a real one trained at 1.5-2.5 m misses ships at
+    6 m: the scale path is what lets it see them."""
+
+    info = _ScaledInfo()  # type: ignore[assignment]
+
+    def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
+        found = super().detect(images, conf, iou)
+        return [d[np.flatnonzero(np.maximum(d.xyxy[:, 2] - d.xyxy[:, 0], d.xyxy[:, 3] - d.xyxy[:, 1]) >= 12)]
+                for d in found]
+
+
+def write_scene_at(path: Path, gsd: float) -> Path:
+    w, h = (round(v / gsd) for v in SCENE_M)
+    img = np.full((h, w, 3), 20, np.uint8)
+    for x1, y1, x2, y2 in SHIPS_M:
+        img[round(y1 / gsd):round(y2 / gsd), round(x1 / gsd):round(x2 / gsd)] = 230
+    return write_geotiff(path, img, Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1]), UTM)
+
+
+def ships_on_ground(table: pd.DataFrame) -> list[tuple[float, float]]:
+    """For each true ship: (distance in m from its centre to the nearest row, that row's length_m - true length)."""
+    to_wgs = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    out = []
+    for x1, y1, x2, y2 in SHIPS_M:
+        lon, lat = to_wgs.transform(ORIGIN[0] + (x1 + x2) / 2, ORIGIN[1] - (y1 + y2) / 2)
+        dist = np.hypot((table.lon - lon) * 111_320 * np.cos(np.radians(lat)), (table.lat - lat) * 111_320)
+        i = int(np.argmin(dist.to_numpy()))
+        out.append((float(dist.iloc[i]), float(table.length_m.iloc[i]) - max(x2 - x1, y2 - y1)))
+    return out
+
+
+@pytest.fixture
+def two_gsds(tmp_path: Path) -> Path:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    write_scene_at(folder / "fine_2024-05-01.tif", 2.0)
+    write_scene_at(folder / "coarse_2024-05-01.tif", 6.0)
+    return folder
+
+
+def test_two_gsds_give_the_same_ships_in_metres(two_gsds: Path, tmp_path: Path) -> None:
+    params = RescoreParams(tile=128, overlap=32, max_batch=4)
+    RescoreRun(tmp_path / "out", SmallShipBlindEngine(), params).run(resolve_sources([str(two_gsds)]))
+    table = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
+    scenes = pd.read_csv(tmp_path / "out" / "scenes.csv").set_index("scene_id")
+    assert scenes.loc["fine_2024-05-01", "scale_factor"] == 1.0  # inside the range: scored as it is
+    assert scenes.loc["coarse_2024-05-01", "scale_factor"] == pytest.approx(6.0 / 2.5, rel=1e-3)  # geodesic metres
+    assert scenes.loc["coarse_2024-05-01", "gsd_m"] == pytest.approx(6.0, rel=1e-3)
+    for scene_id, gsd in (("fine_2024-05-01", 2.0), ("coarse_2024-05-01", 6.0)):
+        rows = table[table.scene_id == scene_id]
+        assert len(rows) == len(SHIPS_M)
+        for dist, length_error in ships_on_ground(rows):
+            assert dist < gsd / 2  # the centre within half a native pixel
+            assert abs(length_error) <= gsd  # the length within one native pixel
+
+
+def test_without_resampling_the_coarse_scene_loses_its_small_ship(two_gsds: Path, tmp_path: Path) -> None:
+    params = RescoreParams(tile=128, overlap=32, max_batch=4, resample=False)
+    RescoreRun(tmp_path / "out", SmallShipBlindEngine(), params).run(resolve_sources([str(two_gsds)]))
+    table = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
+    scenes = pd.read_csv(tmp_path / "out" / "scenes.csv").set_index("scene_id")
+    assert (scenes.scale_factor == 1.0).all()
+    assert (table.scene_id == "coarse_2024-05-01").sum() < len(SHIPS_M)  # 60 m at 6 m is 10 px: missed
+
+
+def test_a_given_gsd_overrides_the_georeference(two_gsds: Path, tmp_path: Path) -> None:
+    params = RescoreParams(tile=128, overlap=32, max_batch=4, gsd=5.0)
+    RescoreRun(tmp_path / "out", SmallShipBlindEngine(), params).run(resolve_sources([str(two_gsds)]))
+    scenes = pd.read_csv(tmp_path / "out" / "scenes.csv").set_index("scene_id")
+    assert np.allclose(scenes.scale_factor, 2.0) and (scenes.gsd_m == 5.0).all()
+
+
+def test_a_model_without_a_scale_range_scores_scenes_as_before(two_gsds: Path, tmp_path: Path) -> None:
+    RescoreRun(tmp_path / "out", ThresholdEngine(), RescoreParams(tile=128, overlap=32)).run(
+        resolve_sources([str(two_gsds)]))
+    scenes = pd.read_csv(tmp_path / "out" / "scenes.csv")
+    assert (scenes.scale_factor == 1.0).all() and scenes.gsd_m.notna().all()
+
+
+def test_implausible_gsd_is_refused() -> None:
+    with pytest.raises(ValueError, match="ground sample distance"):
+        RescoreParams(gsd=0.0)

@@ -1,0 +1,63 @@
+"""`POST /v1/detect?gsd=`: a tile outside the model's scale range is resampled into it, scored (in windows when it
+outgrows the model's input) and its boxes are mapped back; the response says which factor was applied."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from shipdet.scale import METADATA_KEY, ScaleRange
+from tests.fake_model import detect_model
+from tests.serve.conftest import LiveServer, live_server
+from tests.serve.images import png
+
+
+@pytest.fixture(scope="module")
+def scaled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    model: Path = detect_model(tmp_path_factory.mktemp("model") / "scaled.onnx",
+                               {METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    with live_server(model, max_body_bytes=2_000_000, max_pixels=4_000_000) as server:
+        yield server
+
+
+def detect(server: LiveServer, body: bytes, **params: float) -> httpx.Response:
+    return httpx.post(server.url + "/v1/detect", content=body, headers={"content-type": "image/png"},
+                      params=params, timeout=30)
+
+
+def test_coarse_tile_is_upsampled_and_boxes_map_back(scaled_server: LiveServer) -> None:
+    # A uniform tile keeps its mean brightness when resampled, so the fake model's boxes depend on size only.
+    small = detect(scaled_server, png(32, 32, 128), gsd=4.0).json()
+    big = detect(scaled_server, png(64, 64, 128)).json()
+    assert small["scale"] == {"gsd_m": 4.0, "factor": 2.0, "windows": 1}
+    assert big["scale"] == {"gsd_m": None, "factor": 1.0, "windows": 1}  # no GSD: scored as it is
+    assert small["image"]["width"] == 32  # boxes and sizes are in the tile's own pixels
+    assert len(small["detections"]) == len(big["detections"]) > 0
+    for a, b in zip(small["detections"], big["detections"], strict=True):
+        assert np.allclose(np.array(a["xyxy"]) * 2, b["xyxy"], atol=0.05)
+
+
+def test_within_the_range_nothing_is_resampled(scaled_server: LiveServer) -> None:
+    assert detect(scaled_server, png(64, 64, 128), gsd=1.5).json()["scale"]["factor"] == 1.0
+
+
+def test_resampled_tile_larger_than_the_input_is_scored_in_windows(scaled_server: LiveServer) -> None:
+    data = detect(scaled_server, png(64, 64, 128), gsd=4.0).json()
+    assert data["scale"]["windows"] == 9  # 128 px in 64 px windows, 16 px overlap: 3 x 3
+    boxes = np.array([d["xyxy"] for d in data["detections"]])
+    assert len(boxes) > 0 and (boxes >= -0.5).all() and (boxes <= 64.5).all()
+
+
+def test_resampling_past_the_pixel_limit_is_refused_before_scoring(scaled_server: LiveServer) -> None:
+    r = detect(scaled_server, png(1200, 1200, 128), gsd=4.0)  # 2,400 x 2,400 once resampled
+    assert r.status_code == 413 and r.json()["error"]["code"] == "image_too_large"
+    assert "resampled x2.00" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("gsd", ["0", "-3", "abc", "1e400"])
+def test_bad_gsd_is_a_422(scaled_server: LiveServer, gsd: str) -> None:
+    r = httpx.post(scaled_server.url + "/v1/detect", content=png(), headers={"content-type": "image/png"},
+                   params={"gsd": gsd}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
