@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         augment: bool = typer.Option(True, help="The satellite augmentation pipeline."),
         fraction: float = typer.Option(1.0, help="Use this share of the training images."),
         resume: Path = typer.Option(None, help="Resume an interrupted run from its weights/last.pt."),
+        hours: float = typer.Option(None, help="Stop after this many hours (the schedule fits the time)."),
     ) -> None:
         """Train a YOLO ship detector (oriented or axis-aligned) from a data YAML, offline, resumable."""
         from shipdet.train.train import TrainSettings
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
             data=data or Path("-"), task=task, model=model, epochs=epochs, imgsz=imgsz,
             batch=batch, device=device, workers=workers, threads=threads, project=project, name=name,
             patience=patience, close_mosaic=close_mosaic, seed=seed, amp=amp, augment=augment,
-            fraction=fraction, resume=resume)
+            fraction=fraction, resume=resume, hours=hours)
         run = run_training(settings)
         typer.echo(f"run folder: {run}")
 

@@ -30,9 +30,9 @@ def split_images(data_yaml: Path, split: str) -> list[Path]:
     root = Path(data.get("path") or data_yaml.parent)
     entry = Path(data[split])
     entry = entry if entry.is_absolute() else root / entry
-    if entry.suffix == ".txt":
-        return [Path(p) for p in entry.read_text().split()]
-    return sorted(p for p in entry.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if entry.suffix == ".txt":  # relative entries are relative to the list's folder, as ultralytics reads them
+        return [Path(p) if Path(p).is_absolute() else entry.parent / p for p in entry.read_text().split()]
+    return sorted(p for p in entry.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
 
 
 def load_truth(image: Path, width: int, height: int, names: dict[int, str]) -> Detections:

@@ -21,9 +21,11 @@ def _image_lists(data_yaml: Path) -> list[Path]:
         for entry in entries:
             p = Path(entry) if Path(entry).is_absolute() else root / entry
             if p.suffix == ".txt":
-                images += [Path(x) for x in p.read_text().split()]
+                # Relative entries are relative to the list's folder, as ultralytics reads them.
+                images += [Path(x) if Path(x).is_absolute() else p.parent / x for x in p.read_text().split()]
             else:
-                images += sorted(q for q in p.rglob("*") if q.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif"))
+                images += sorted(q for q in p.rglob("*")
+                                 if q.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".webp"))
     return images
 
 

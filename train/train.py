@@ -41,6 +41,8 @@ class TrainSettings(BaseSettings):
     amp: bool = Field(True, description="Mixed precision on CUDA (ignored on CPU).")
     cache: bool = False
     fraction: float = 1.0
+    hours: float | None = Field(None, gt=0, description="Stop after this long (ultralytics' `time`; the learning "
+                                                          "rate schedule is fitted to it), whatever `epochs` says.")
     augment: bool = True
     resume: Path | None = Field(None, description="Resume from this last.pt.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Further ultralytics train arguments.")
@@ -103,14 +105,17 @@ def train(settings: TrainSettings) -> Path:
             write_run_record(Path(trainer.save_dir), config, settings.data)
 
     model.add_callback("on_pretrain_routine_start", record)
-    model.train(
+    arguments: dict[str, Any] = dict(
         trainer=trainer_cls, data=str(settings.data), epochs=settings.epochs, imgsz=settings.imgsz,
         batch=settings.batch, device=settings.device or None, workers=settings.workers,
         project=str(settings.project.resolve()), name=settings.name, exist_ok=False,
         patience=settings.patience, close_mosaic=settings.close_mosaic, seed=settings.seed,
         amp=bool(cuda and settings.amp), cache=settings.cache, fraction=settings.fraction,
-        pretrained=settings.model.endswith(".pt"), plots=True, **settings.extra,
+        pretrained=settings.model.endswith(".pt"), plots=True,
     )
+    if settings.hours:
+        arguments["time"] = settings.hours
+    model.train(**(arguments | settings.extra))  # e.g. SHIPDET_TRAIN_EXTRA='{"plots": false}' where polars is absent
     return _save_dir(model)
 
 

@@ -179,3 +179,23 @@ def test_card_names_every_training_stage_and_appends_notes(tmp_path, monkeypatch
             "names": {0: "ship"}, "parity": {}, "training": record, "notes": "## Limitations\n- small ships"}
     text = card_markdown(card)
     assert "earlier run: `shipdet train --epochs 30`" in text and text.rstrip().endswith("- small ships")
+
+
+def test_gpu_kit_packs_and_trains_end_to_end_on_the_cpu(run, tmp_path, monkeypatch):
+    from bench.gpu_train import pack
+    from bench.gpu_train import run as run_kit
+
+    weights = run["folder"] / "weights" / "best.pt"
+    synth = run["root"] / "synth"
+    manifest = pack(synth, weights, None, tmp_path / "kit", imgsz=64, quality=65, scale_note="-", limit=6, seed=0,
+                    task="obb")
+    assert set(manifest["images"]) == {"synth/train", "synth/val"} and sum(manifest["images"].values()) <= 12
+    assert (tmp_path / "kit" / "start.pt").stat().st_size < weights.stat().st_size * 1.5  # no optimizer state
+    assert len(list((tmp_path / "kit" / "data" / "images").glob("*.webp"))) == sum(manifest["images"].values())
+    monkeypatch.setenv("SHIPDET_CACHE_DIR", str(run["root"] / "cache"))
+    monkeypatch.setenv("SHIPDET_TRAIN_EXTRA", '{"plots": false}')
+    assert run_kit(tmp_path / "kit", tmp_path / "out", minutes=2, epochs=1, imgsz=64, device="cpu", batch=8,
+                   workers=0) == 0
+    card = json.loads((tmp_path / "out" / "shipdet-gpu.card.json").read_text())
+    assert (tmp_path / "out" / "best.pt").is_file() and (tmp_path / "out" / "shipdet-gpu.onnx").is_file()
+    assert card["parity"]["min_matched_iou"] >= 0.99 and card["training"]["config"]["hours"] > 0
