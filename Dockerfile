@@ -1,6 +1,6 @@
 # shipdet tile service on a CUDA GPU: onnxruntime-gpu, the serving extra only (no torch), non-root.
 #   docker build -t shipdet .
-#   docker run --gpus all -p 8000:8000 -e SHIPDET_SERVE_API_KEYS='["change-me"]' shipdet
+#   docker run --gpus all -p 8000:8000 -e SHIPDET_SERVE_API_KEYS='["change-me"]' shipdet   # the bundled model
 #   docker run --gpus all -p 8000:8000 -v $PWD/mymodel:/models -e SHIPDET_SERVE_MODEL=/models/m.onnx \
 #       -e SHIPDET_SERVE_API_KEYS='["change-me"]' shipdet
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -16,10 +16,6 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY shipdet ./shipdet
-COPY serve ./serve
-COPY datasets ./datasets
-COPY train ./train
-COPY weights ./weights
 # onnxruntime-gpu instead of onnxruntime: never both (they overwrite each other). Versions: pyproject.toml.
 # hadolint ignore=DL3013
 RUN pip install '.[serve-core,gpu]' \
@@ -29,8 +25,7 @@ RUN pip install '.[serve-core,gpu]' \
 USER 10001
 EXPOSE 8000
 # Listening on 0.0.0.0 needs an API key (SHIPDET_SERVE_API_KEYS or a mounted SHIPDET_SERVE_API_KEYS_FILE).
-ENV SHIPDET_SERVE_HOST=0.0.0.0 SHIPDET_SERVE_PORT=8000 SHIPDET_SERVE_MODEL=/app/weights/shipdet-default.onnx \
-    SHIPDET_SERVE_PROVIDERS='["tensorrt","cuda","cpu"]'
+ENV SHIPDET_SERVE_HOST=0.0.0.0 SHIPDET_SERVE_PORT=8000 SHIPDET_SERVE_PROVIDERS='["tensorrt","cuda","cpu"]'
 # hadolint ignore=DL3025
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1

@@ -41,13 +41,8 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/hadolint Dockerfile
 
-# serve/, train/ and datasets/ are shipdet subpackages by build configuration; mypy needs them in place,
-# so it checks a tree of links shaped like the installed package.
 typecheck: $(VENV)/.dev
-	rm -rf build/typecheck && mkdir -p build/typecheck/shipdet
-	cd build/typecheck/shipdet && ln -s ../../../shipdet/*.py . && ln -s ../../../shipdet/rescore rescore && ln -s ../../../shipdet/voyages voyages && ln -s ../../../serve serve \
-		&& ln -s ../../../train train && ln -s ../../../datasets datasets
-	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p shipdet
+	$(BIN)/mypy -p shipdet
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/engine.py && $(BIN)/python bench/service.py
@@ -55,7 +50,8 @@ bench: $(VENV)/.dev
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache
 
-# The default model, end to end, as shipped in weights/ (docs: weights/shipdet-default.card.md).
+# The default model, end to end, as shipped in shipdet/weights/ (its card: shipdet-default.card.md); stages after
+# the third continue from the shipped model in the background (train/stage.sh, train/README.md).
 # What was run (CPU): EPOCHS=30 from scratch, then STAGE2_EPOCHS=25 and STAGE3_EPOCHS=22 more, each from the
 # previous stage's best weights (a new learning-rate cycle each time, since each ended still improving).
 # A CUDA machine: DEVICE=0 EPOCHS=300 STAGE2_EPOCHS=0 STAGE3_EPOCHS=0.
@@ -71,14 +67,7 @@ FINAL = $(if $(filter 0,$(STAGE2_EPOCHS) $(STAGE3_EPOCHS)),$(STAGE2),$(RUN)-stag
 TRAIN = OMP_NUM_THREADS=2 $(BIN)/shipdet train work/sets/merged/data.yaml --task detect --imgsz $(IMGSZ) --batch 16 \
 	--close-mosaic 5 --patience 100 --workers 2 --device $(DEVICE) --project work/runs
 default-model: $(VENV)/.dev
-	$(BIN)/shipdet datasets airbus $(DATA)/airbus/train_ship_segmentations_v2.csv $(DATA)/airbus/train_v2 --empty-fraction 1 --out work/sets/airbus
-	$(BIN)/shipdet datasets voc $(DATA)/boats/annotations $(DATA)/boats/images --source boats --class-map '*=ship' --out work/sets/boats
-	$(BIN)/shipdet datasets yolo $(DATA)/vhr/images $(DATA)/vhr/labels --classes $(DATA)/vhr/classes.txt \
-		--class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship --source vhr --gsd 0.3 --out work/sets/vhr
-	$(BIN)/shipdet datasets sentinel2 $(DATA)/sentinel2-ports --out work/s2rgb
-	$(BIN)/shipdet datasets coco $(DATA)/sentinel2-ports/coco_annotations.json --images work/s2rgb --images $(DATA)/sentinel2-ports \
-		--source s2ports --gsd 10 --tile 640 --overlap 64 --out work/sets/s2
-	$(BIN)/shipdet datasets merge work/sets/airbus work/sets/boats work/sets/vhr work/sets/s2 --out work/sets/merged
+	SHIPDET=$(BIN)/shipdet bash datasets/convert.sh $(DATA) work/sets
 	$(TRAIN) --model yolo11n.yaml --epochs $(EPOCHS) --name default-yolo11n-$(IMGSZ)
 	$(if $(filter 0,$(STAGE2_EPOCHS)),,$(TRAIN) --model $(RUN)/weights/best.pt --epochs $(STAGE2_EPOCHS) --name default-yolo11n-$(IMGSZ)-stage2)
 	$(if $(filter 0,$(STAGE2_EPOCHS) $(STAGE3_EPOCHS)),,$(TRAIN) --model $(STAGE2)/weights/best.pt --epochs $(STAGE3_EPOCHS) --name default-yolo11n-$(IMGSZ)-stage3)

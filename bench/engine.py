@@ -36,7 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     repeats = 2 if args.dry_run else args.repeats
 
-    from shipdet.serve.engine import Engine
+    from shipdet.inference.engine import Engine
 
     engine = Engine(args.model, providers=["cpu"], max_batch=args.batch, verify=False)
     size = engine.input_size[0]

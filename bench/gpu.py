@@ -16,7 +16,8 @@ from bench.common import decode_all, median, real_tiles, timed, write_section
 
 def provider_report(model: Path) -> dict[str, str]:
     import onnxruntime as ort
-    from shipdet.serve.model import resolve_providers
+
+    from shipdet.inference.model import resolve_providers
 
     report = {}
     for name in ("tensorrt", "cuda", "cpu"):
@@ -34,7 +35,7 @@ def provider_report(model: Path) -> dict[str, str]:
 
 def engine_sweep(model: Path, provider: str, batches: list[int], tiles: list[np.ndarray], repeats: int
                  ) -> list[tuple[int, float, float]]:
-    from shipdet.serve.engine import Engine
+    from shipdet.inference.engine import Engine
 
     engine = Engine(model, providers=[provider], max_batch=max(batches), verify=False)
     rows = []

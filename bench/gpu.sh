@@ -13,17 +13,12 @@ export YOLO_OFFLINE=1 ORT_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
 PY=python3
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site:$PWD/build/gpu-path${PYTHONPATH:+:$PYTHONPATH}"
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 elif [ -x .venv/bin/python ]; then
   PY=.venv/bin/python
 fi
-# shipdet.serve and friends map onto top-level folders; without an install, link them into place.
-if ! $PY -c "import shipdet.serve" 2>/dev/null; then
-  mkdir -p build/gpu-path/shipdet
-  ln -sfn "$PWD"/shipdet/*.py build/gpu-path/shipdet/ 2>/dev/null || true
-  for sub in serve train datasets; do ln -sfn "$PWD/$sub" "build/gpu-path/shipdet/$sub"; done
-  export PYTHONPATH="$PWD/build/gpu-path${PYTHONPATH:+:$PYTHONPATH}"
-fi
+# Without an install, the checkout itself is importable (a file's path is its import path).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if [ ! -f "$MODEL" ]; then echo "model $MODEL not found: export one at 640 (shipdet export ... --imgsz 640)"; exit 2; fi
 timeout 570 $PY -m bench.gpu --model "$MODEL" $CHECK
 # Re-scoring against SAHI on the GPU, where it is installed (sahi, ultralytics, torch with CUDA) and time is left.

@@ -42,13 +42,8 @@ if [ -d .gpukit/wheels ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpukit/wheels/*.whl
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-# serve/, train/ and datasets/ are shipdet subpackages by build configuration: without an install, link them in.
-if ! $PY -c "import shipdet.train" 2>/dev/null; then
-  mkdir -p build/gpu-path/shipdet
-  ln -sfn "$PWD"/shipdet/* build/gpu-path/shipdet/
-  for sub in serve train datasets; do ln -sfn "$PWD/$sub" "build/gpu-path/shipdet/$sub"; done
-  export PYTHONPATH="$PWD/build/gpu-path:$PYTHONPATH"
-fi
+# Without an install, the checkout itself is importable (a file's path is its import path).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 # No polars there (a 35 MB wheel): ultralytics' result plots are off; results.csv still comes back.
 mkdir -p "$OUT"

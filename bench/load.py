@@ -40,10 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     duration = 15.0 if args.dry_run else args.duration
 
-    from shipdet.serve.decode import decode_image
-    from shipdet.serve.engine import Engine
-
     from shipdet.formats import detection_records
+    from shipdet.inference.decode import decode_image
+    from shipdet.inference.engine import Engine
 
     engine = Engine(args.model, providers=["cpu"], verify=False)
     tiles = real_tiles(16, engine.input_size[0])

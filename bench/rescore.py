@@ -38,6 +38,7 @@ def synthetic_geotiff(path: Path, size: int, block: int = 2000, seed: int = 0) -
     import rasterio
     from affine import Affine
     from rasterio.windows import Window
+
     from shipdet.datasets.synth import SynthConfig, make_scene
 
     if path.is_file():
@@ -57,8 +58,7 @@ def synthetic_geotiff(path: Path, size: int, block: int = 2000, seed: int = 0) -
 
 def ours(model: Path, source: SceneSource, overlap: int, conf: float, grid: str) -> tuple[float, np.ndarray]:
     """Seconds from the scene's files to merged detections (opening, stretch, windowed reads included)."""
-    from shipdet.serve.engine import Engine
-
+    from shipdet.inference.engine import Engine
     from shipdet.rescore.run import RescoreParams, detect_scene
 
     engine = Engine(model, providers=[DEVICE, "cpu"], max_batch=8 if DEVICE == "cpu" else 32, verify=False)
@@ -87,7 +87,7 @@ def read_whole(source: SceneSource) -> np.ndarray:
 def network_floor(model: Path, tiles: int, tile: int) -> float:
     """Seconds the network alone takes for `tiles` windows (preprocessed batches of 8, nothing else): no tool
     running this model on these slices can be faster, so SAHI's time over this bounds any speed-up here."""
-    from shipdet.serve.engine import Engine
+    from shipdet.inference.engine import Engine
 
     engine = Engine(model, providers=[DEVICE, "cpu"], max_batch=8, verify=False)
     batch = np.random.default_rng(0).random((8, 3, tile, tile), dtype=np.float32)
@@ -137,7 +137,7 @@ def memory_child(model: Path, path: Path, out: Path) -> dict[str, float]:
     code = ("import sys, time; from pathlib import Path\n"
             "from shipdet.rescore.run import RescoreParams, RescoreRun\n"
             "from shipdet.rescore.sources import resolve_sources\n"
-            "from shipdet.serve.engine import Engine\n"
+            "from shipdet.inference.engine import Engine\n"
             "t = time.perf_counter()\n"
             "run = RescoreRun(Path(sys.argv[2]), Engine(Path(sys.argv[1]), providers=['cpu'], max_batch=8), "
             "RescoreParams(max_batch=8))\n"
@@ -172,7 +172,7 @@ def main() -> None:
     work = REPO / "work" / "bench"
     work.mkdir(parents=True, exist_ok=True)
     big = args.big if not args.dry_run else 1500
-    from shipdet.serve.model import load_model_info
+    from shipdet.inference.model import load_model_info
 
     tile = load_model_info(args.model, verify=False).imgsz[0]
     rows = []

@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
 
-    from shipdet.serve.engine import Engine
+    from shipdet.inference.engine import Engine
 
     engine = Engine(args.model, providers=["cpu"], max_batch=args.max_batch, verify=False)
     size = engine.input_size[0]

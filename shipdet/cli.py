@@ -25,10 +25,10 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 def _register() -> None:
     from shipdet.datasets.cli import app as datasets_app
-    from shipdet.rescore_cli import register as register_rescore
+    from shipdet.rescore.cli import register as register_rescore
     from shipdet.serve.cli import register as register_serve
     from shipdet.train.cli import register as register_train
-    from shipdet.voyages_cli import register as register_voyages
+    from shipdet.voyages.cli import register as register_voyages
 
     app.add_typer(datasets_app, name="datasets", help="Convert published ship datasets to YOLO sets; merge; stats.")
     register_train(app)

@@ -24,7 +24,7 @@ class WindowScorer:
 
     def __init__(self, model: str, providers: list[str], max_batch: int, scenes: dict[int, dict[str, Any]],
                  conf: float, iou: float) -> None:
-        from shipdet.serve.engine import Engine
+        from shipdet.inference.engine import Engine
 
         # One actor per CPU is Ray's unit of parallelism: each engine single-threaded, or actors would fight.
         self.engine = Engine(Path(model), providers=providers, max_batch=max_batch, threads=1)

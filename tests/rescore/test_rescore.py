@@ -117,7 +117,7 @@ def test_sources_manifest_and_sentinel2_folder(tmp_path, scenes):
 
 
 def test_real_sentinel2_rows_inside_footprints(real_data, tmp_path):
-    from shipdet.serve.engine import Engine
+    from shipdet.inference.engine import Engine
     from shipdet.serve.settings import DEFAULT_MODEL
 
     engine = Engine(DEFAULT_MODEL, providers=["cpu"])
@@ -140,8 +140,7 @@ def test_real_sentinel2_rows_inside_footprints(real_data, tmp_path):
 
 def test_ray_backend_equals_local(scenes, tmp_path):
     pytest.importorskip("ray")
-    from shipdet.serve.engine import Engine
-
+    from shipdet.inference.engine import Engine
     from shipdet.rescore.ray_backend import run_on_ray
     from tests.fake_model import detect_model
 

@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 import pytest
-from shipdet.serve.batcher import DetectParams, DynamicBatcher
-from shipdet.serve.engine import Engine
 
+from shipdet.inference.engine import Engine
+from shipdet.serve.batcher import DetectParams, DynamicBatcher
 from tests.fake_model import detect_model
 
 

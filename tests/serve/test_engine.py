@@ -2,10 +2,10 @@ import io
 
 import numpy as np
 import pytest
-from shipdet.serve.engine import Engine
-from shipdet.serve.postprocess import Letterbox, decode_yolo, letterbox_into
 
 from shipdet.errors import ModelLoadError
+from shipdet.inference.engine import Engine
+from shipdet.inference.postprocess import Letterbox, decode_yolo, letterbox_into
 from tests.fake_model import detect_model, write_fake_yolo
 
 

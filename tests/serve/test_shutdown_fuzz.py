@@ -15,9 +15,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shipdet.serve.decode import decode_image
 
 from shipdet.errors import ImageDecodeError, ImageTooLargeError
+from shipdet.inference.decode import decode_image
 from tests.serve.images import jpeg, png, tiff
 
 
@@ -35,7 +35,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(fake_model, tmp_path):
     script = tmp_path / "slow_serve.py"
     script.write_text(
         "import os, time, sys\n"
-        "from shipdet.serve import engine as e\n"
+        "from shipdet.inference import engine as e\n"
         "orig = e.Engine.infer\n"
         "def slow(self, batch):\n"
         "    time.sleep(float(os.environ['SHIPDET_TEST_SLOW_INFER_S']))\n"

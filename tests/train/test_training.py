@@ -84,11 +84,10 @@ def test_run_record(run):
 
 
 def test_evaluate_export_and_serve(run, tmp_path):
-    from shipdet.serve.engine import Engine
+    from shipdet.geometry import obb_to_xyxy
+    from shipdet.inference.engine import Engine
     from shipdet.train.evaluate import evaluate_model
     from shipdet.train.export import export_model
-
-    from shipdet.geometry import obb_to_xyxy
 
     weights = run["folder"] / "weights" / "best.pt"
     card = export_model(weights, tmp_path / "tiny.onnx", imgsz=64, data=run["data"], name="tiny")
@@ -113,10 +112,11 @@ def test_evaluate_export_and_serve(run, tmp_path):
 
 
 def test_unfold_rebuilds_a_trainable_model_from_its_onnx_export(run, tmp_path):
+    from ultralytics import YOLO
+
     from shipdet.train.export import export_model
     from shipdet.train.records import read_run_record
     from shipdet.train.warmstart import unfold_model
-    from ultralytics import YOLO
 
     weights = run["folder"] / "weights" / "best.pt"
     export_model(weights, tmp_path / "tiny.onnx", imgsz=64, data=run["data"], name="tiny")

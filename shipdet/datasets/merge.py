@@ -1,0 +1,75 @@
+"""Merging converted sets into one training set with one group-aware split, and its report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from shipdet.datasets.split import write_split
+from shipdet.datasets.writer import read_manifest
+from shipdet.errors import DatasetFormatError, DatasetNotFoundError
+
+
+def set_class_names(root: Path) -> dict[int, str]:
+    data = root / "data.yaml"
+    if not data.is_file() or not (root / "manifest.csv").is_file():
+        raise DatasetNotFoundError(f"no converted set at {root} (data.yaml and manifest.csv expected)",
+                                   "convert it first with `shipdet datasets <format> ... --out DIR`")
+    names = yaml.safe_load(data.read_text())["names"]
+    return dict(enumerate(names)) if isinstance(names, list) else {int(k): str(v) for k, v in names.items()}
+
+
+def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed: int = 0,
+               val_groups: Sequence[str] = (), train_only: Sequence[str] = ()) -> str:
+    """Write one split over several converted sets into `out`; returns the Markdown report.
+
+    Groups are namespaced by source, so no scene, port or source image is on both sides. Sources named in
+    `train_only` (e.g. `synth`) never go to validation.
+    """
+    names = None
+    rows = []
+    for root in sets:
+        these = set_class_names(root)
+        if names is not None and these != names:
+            raise DatasetFormatError(f"{root} has classes {these}, earlier sets have {names}",
+                                     "convert every set with the same --class-map / taxonomy")
+        names = these
+        rows += [(root, r) for r in read_manifest(root / "manifest.csv")]
+    if not rows or names is None:
+        raise DatasetNotFoundError("nothing to merge: the sets are empty")
+    held = [r for r in rows if r[1]["source"] not in train_only]
+    forced_train = [r for r in rows if r[1]["source"] in train_only]
+    counts = write_split(out, held, names, val_fraction, seed, val_groups)
+    if forced_train:
+        with open(out / "train.txt", "a") as fh, open(out / "train-obb.txt", "a") as fo:
+            for root, r in forced_train:
+                fh.write(str(root.resolve() / "images" / f"{r['name']}.jpg") + "\n")
+                fo.write(str(root.resolve() / "obb" / "images" / f"{r['name']}.jpg") + "\n")
+        with open(out / "split.csv", "a") as fh:
+            fh.writelines(f"{r['source']},{r['group']},{r['name']},train\n" for _, r in forced_train)
+        counts["train"] += len(forced_train)
+    return merge_report(out)
+
+
+def merge_report(out: Path) -> str:
+    lines = (out / "split.csv").read_text().splitlines()[1:]
+    per: Counter[tuple[str, str]] = Counter()
+    groups: dict[tuple[str, str], set[str]] = {}
+    for line in lines:
+        source, group, _, side = line.rsplit(",", 3) if line.count(",") > 3 else line.split(",")
+        per[(source, side)] += 1
+        groups.setdefault((source, side), set()).add(group)
+    sources = sorted({s for s, _ in per})
+    md = ["# Merged training set", "", f"Written to `{out}`. Split by group (source:group); no group is on both "
+          "sides.", "", "| source | train images | train groups | val images | val groups |", "|---|---|---|---|---|"]
+    for s in sources:
+        md.append(f"| {s} | {per[(s, 'train')]} | {len(groups.get((s, 'train'), ()))} | {per[(s, 'val')]} | "
+                  f"{len(groups.get((s, 'val'), ()))} |")
+    val_groups = sorted(f"{s}:{g}" for (s, side), gs in groups.items() if side == "val" for g in gs)
+    md += ["", f"Validation groups: {', '.join(val_groups[:60])}{' ...' if len(val_groups) > 60 else ''}", ""]
+    report = "\n".join(md)
+    (out / "merge_report.md").write_text(report)
+    return report

@@ -1,0 +1,71 @@
+"""`shipdet rescore`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def rescore(
+        sources: list[str] = typer.Argument(..., help="Files, folders, globs, a manifest (.csv/.jsonl: path, "
+                                                      "scene_id, acquired; 'a|b|c' for R|G|B band files) or a "
+                                                      "STAC item collection (.json)."),
+        model: Path = typer.Option(None, help="ONNX model (default: the bundled one)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-runs resume in it)."),
+        conf: float = typer.Option(None, help="Confidence threshold (default 0.25)."),
+        iou: float = typer.Option(None, help="NMS and seam IoU (default 0.45)."),
+        tile: int = typer.Option(None, help="Window size (default: the model's input size)."),
+        overlap: int = typer.Option(None, help="Window overlap in pixels (default 64)."),
+        grid: str = typer.Option(None, help="Window placement: even (default: equal overlaps) or stride "
+                                            "(SAHI's slices, to compare with SAHI runs)."),
+        cloud_band: int = typer.Option(None, help="Band (1-based) of a cloud mask: non-zero = cloud."),
+        crs: str = typer.Option(None, help="CRS of tiles placed by a world file without a .prj (e.g. EPSG:32633)."),
+        gsd: float = typer.Option(None, help="Metres per pixel of the scenes (default: from each scene's "
+                                             "georeference; unknown: scored as they are)."),
+        resample: bool = typer.Option(None, "--resample/--no-resample",
+                                      help="Resample scenes of known GSD into the model's scale range (default: on)."),
+        scale: float = typer.Option(None, help="Resample every scene by this factor instead (e.g. to compare)."),
+        batch: int = typer.Option(None, help="Windows per model call (default 8)."),
+        providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
+        retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
+        geojson: bool = typer.Option(False, help="Also write detections.geojson."),
+        backend: str = typer.Option("local", help="local, or ray (Ray Data: an actor pool of engines)."),
+        ray_address: str = typer.Option(None, help="Ray cluster address (default: start a local instance)."),
+        actors: int = typer.Option(2, help="Ray: engines in the actor pool."),
+        gpus_per_actor: float = typer.Option(0.0, help="Ray: GPUs per actor (e.g. 1 on a GPU cluster)."),
+    ) -> None:
+        """Re-score whole scenes: windows, batched inference, seam merge, georeferenced GeoParquet; crash-safe.
+        Defaults can also come from SHIPDET_RESCORE_* variables."""
+        from shipdet.errors import ConfigError
+        from shipdet.inference.engine import Engine
+        from shipdet.rescore.run import RescoreParams, RescoreRun
+        from shipdet.rescore.sources import resolve_sources
+        from shipdet.serve.settings import DEFAULT_MODEL
+
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
+        scenes = resolve_sources(sources)
+        given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "grid": grid,
+                                  "cloud_band": cloud_band, "crs": crs, "max_batch": batch, "gsd": gsd,
+                                  "resample": resample, "scale": scale}
+        params = RescoreParams(**{k: v for k, v in given.items() if v is not None})
+        engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],
+                        max_batch=params.max_batch)
+        run = RescoreRun(out, engine, params)
+        if backend == "ray":
+            from shipdet.rescore.ray_backend import run_on_ray
+
+            counts = run_on_ray(run, run.pending(scenes, retry_failed), ray_address, actors,
+                                gpus_per_actor, tuple(p.strip() for p in providers.split(",")))
+        else:
+            counts = run.run(scenes, retry_failed=retry_failed)
+        if geojson and (out / "detections.parquet").is_file():
+            run.export_geojson()
+        typer.echo(f"scenes: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
+                   f"{counts['tiles']} tiles in {counts['seconds']} s "
+                   f"({counts['tiles'] / max(counts['seconds'], 1):.1f} tiles/s). Tables: {out}/detections.parquet, "
+                   f"{out}/scenes.parquet (failures: {out}/failures.jsonl)")

@@ -1,0 +1,140 @@
+"""Dynamic batching across concurrent requests: wait at most `max_delay_ms` to fill up to `max_batch`, and
+only while other tiles are being decoded (a lone request is not held back for company that is not coming).
+
+Requests arrive already decoded and letterboxed (in the request's own worker thread); the batcher stacks
+them, runs the session in one background thread (off the event loop) and decodes each request's output with
+that request's own thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shipdet.detections import Detections
+from shipdet.inference.engine import Engine
+from shipdet.inference.postprocess import Letterbox, decode_yolo
+
+
+class QueueFullError(Exception):
+    """More requests are waiting than the queue holds."""
+
+
+@dataclass
+class DetectParams:
+    conf: float
+    iou: float
+    classes: list[int] | None = None
+    max_det: int = 300
+
+
+@dataclass
+class _Item:
+    tensor: NDArray[np.float32]
+    box: Letterbox
+    params: DetectParams
+    future: asyncio.Future[tuple[Detections, dict[str, float]]]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class DynamicBatcher:
+    def __init__(self, engine: Engine, max_batch: int, max_delay_ms: float, queue_size: int,
+                 on_batch: object = None) -> None:
+        self.engine = engine
+        self.max_batch = min(max_batch, engine.max_batch)
+        self.max_delay = max_delay_ms / 1000.0
+        self.queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipdet-infer")
+        self.on_batch = on_batch  # callable(batch_size, seconds) for metrics
+        self._task: asyncio.Task[None] | None = None
+        self.incoming = 0  # tiles being decoded that will be submitted next (event-loop only)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.executor.shutdown(wait=True)
+
+    @property
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    async def submit(self, tensor: NDArray[np.float32], box: Letterbox, params: DetectParams
+                     ) -> tuple[Detections, dict[str, float]]:
+        """Queue one letterboxed tile; returns its detections and timings (queue, inference) in ms."""
+        future: asyncio.Future[tuple[Detections, dict[str, float]]] = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait(_Item(tensor, box, params, future))
+        except asyncio.QueueFull:
+            raise QueueFullError from None
+        return await future
+
+    @contextlib.contextmanager
+    def announce(self) -> Iterator[None]:
+        """Around a request's decoding: tells the batcher a tile is on its way, so it is worth waiting for."""
+        self.incoming += 1
+        try:
+            yield
+        finally:
+            self.incoming -= 1
+
+    async def _collect(self) -> list[_Item]:
+        first = await self.queue.get()
+        batch = [first]
+        deadline = first.enqueued + self.max_delay
+        while len(batch) < self.max_batch:
+            if not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+                continue
+            if self.incoming == 0:  # no other tile is on its way: waiting would only add latency
+                break
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+            except TimeoutError:
+                break
+        return [item for item in batch if not item.future.done()]  # drop requests already timed out
+
+    def _infer(self, items: list[_Item]) -> list[Detections]:
+        batch = np.stack([item.tensor for item in items])
+        if self.engine.fixed_batch and len(items) < self.engine.fixed_batch:
+            batch = np.concatenate([batch, np.zeros((self.engine.fixed_batch - len(items), *batch.shape[1:]),
+                                                    dtype=batch.dtype)])
+        raw = self.engine.infer(batch)
+        info = self.engine.info
+        return [decode_yolo(raw[i], item.box, info.task, info.names, item.params.conf, item.params.iou,
+                            item.params.classes, item.params.max_det) for i, item in enumerate(items)]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._collect()
+            if not items:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self.executor, self._infer, items)
+            except Exception as exc:  # a failing batch fails its requests, never the batcher
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            seconds = time.perf_counter() - started
+            if callable(self.on_batch):
+                self.on_batch(len(items), seconds)
+            for item, dets in zip(items, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result((dets, {"queue": (started - item.enqueued) * 1000,
+                                                   "inference": seconds * 1000}))

@@ -1,0 +1,189 @@
+"""The Open Inference Protocol (KServe v2 / Triton HTTP), beside the native API.
+
+Input `images`: BYTES, shape [B], each element one encoded image (JPEG, PNG or TIFF). In the binary tensor
+data extension each element is a 4-byte little-endian length and the bytes; in plain JSON each element is the
+image base64-encoded. Request parameters `conf` and `iou` are optional.
+Outputs, one row per detection over the whole request (ragged, so indexed by image):
+`boxes` FP32 [N, 4] (x1, y1, x2, y2, image pixels), `scores` FP32 [N], `classes` INT32 [N],
+`image_index` INT32 [N], `num_detections` INT32 [B], and `obb` FP32 [N, 5] for oriented models.
+Errors follow the protocol: {"error": "<message>"} with a 4xx/5xx status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from shipdet.errors import ShipdetError
+from shipdet.serve.auth import require_api_key
+from shipdet.serve.errors import ApiError
+from shipdet.serve.routes import DetectQuery, detect_tile, state
+
+
+class ProtocolError(BaseModel):
+    error: str
+
+
+def _doc(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ProtocolError, "description": "protocol error"} for c in codes}
+
+
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
+DTYPES = {"FP32": np.float32, "INT32": np.int32}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _model_or_404(request: Request, name: str) -> Any:
+    svc = state(request)
+    engine = svc.engine_or_503()
+    if name != engine.info.name:
+        raise ApiError(404, "not_found", f"model {name!r} is not served (this server serves {engine.info.name!r})")
+    return svc, engine
+
+
+@router.get("/health/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready", responses=_doc(503))
+async def ready(request: Request) -> JSONResponse:
+    svc = state(request)
+    ok = svc.ready and not svc.draining
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+
+@router.get("/models/{name}", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
+async def metadata(request: Request, name: str) -> JSONResponse:
+    try:
+        _, engine = _model_or_404(request, name)
+    except ApiError as exc:
+        return _error(exc.status, exc.message)
+    outputs = [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
+               {"name": "scores", "datatype": "FP32", "shape": [-1]},
+               {"name": "classes", "datatype": "INT32", "shape": [-1]},
+               {"name": "image_index", "datatype": "INT32", "shape": [-1]},
+               {"name": "num_detections", "datatype": "INT32", "shape": [-1]}]
+    if engine.info.task == "obb":
+        outputs.append({"name": "obb", "datatype": "FP32", "shape": [-1, 5]})
+    return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
+                         "inputs": [{"name": "images", "datatype": "BYTES", "shape": [-1]}], "outputs": outputs,
+                         "parameters": {"classes": engine.info.names, "task": engine.info.task}})
+
+
+@router.get("/models/{name}/ready", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
+async def model_ready(request: Request, name: str) -> JSONResponse:
+    try:
+        svc, _ = _model_or_404(request, name)
+    except ApiError as exc:
+        return _error(exc.status, exc.message)
+    return JSONResponse({"name": name, "ready": svc.ready and not svc.draining},
+                        status_code=200 if svc.ready and not svc.draining else 503)
+
+
+def _bytes_elements(raw: bytes) -> list[bytes]:
+    out, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise ValueError("truncated BYTES element length")
+        (n,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + n > len(raw):
+            raise ValueError("BYTES element longer than the data")
+        out.append(raw[offset:offset + n])
+        offset += n
+    return out
+
+
+def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
+    """The JSON header and the images of an infer request (JSON or binary tensor data extension)."""
+    split = int(header_length) if header_length else len(body)
+    header = json.loads(body[:split])
+    binary = body[split:]
+    inputs = header.get("inputs") or []
+    images_input = next((i for i in inputs if i.get("name") == "images"), None)
+    if images_input is None or images_input.get("datatype") != "BYTES":
+        raise ValueError("the request needs one input named 'images' of datatype BYTES")
+    offset = 0
+    for item in inputs:  # binary inputs follow the header in the order of the inputs
+        size = int((item.get("parameters") or {}).get("binary_data_size", 0))
+        if item is images_input:
+            if size:
+                images = _bytes_elements(binary[offset:offset + size])
+            else:
+                images = [base64.b64decode(s, validate=True) for s in np.asarray(item["data"]).reshape(-1)]
+        offset += size
+    expected = int(np.prod(images_input.get("shape") or [len(images)]))
+    if expected != len(images):
+        raise ValueError(f"'images' has shape {images_input.get('shape')} but holds {len(images)} elements")
+    return header, images
+
+
+def _outputs(tensors: dict[str, np.ndarray], requested: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
+    wanted = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in requested} or \
+        dict.fromkeys(tensors, False)
+    unknown = sorted(set(wanted) - set(tensors))
+    if unknown:
+        raise ValueError(f"unknown output(s): {', '.join(unknown)}")
+    entries, blobs = [], []
+    for name, binary in wanted.items():
+        arr = tensors[name]
+        entry: dict[str, Any] = {"name": name, "datatype": "FP32" if arr.dtype == np.float32 else "INT32",
+                                 "shape": list(arr.shape)}
+        if binary:
+            blob = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = arr.reshape(-1).tolist()
+        entries.append(entry)
+    return {"outputs": entries}, b"".join(blobs)
+
+
+@router.post("/models/{name}/infer", dependencies=[Depends(require_api_key)],
+             responses=_doc(400, 401, 404, 413, 503, 504),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"type": "object"}},
+                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+async def infer(request: Request, name: str) -> Response:
+    try:
+        svc, engine = _model_or_404(request, name)
+        svc.refuse_if_draining()
+        header, images = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
+        params = header.get("parameters") or {}
+        query = DetectQuery(conf=params.get("conf"), iou=params.get("iou"))
+        results = await asyncio.gather(*(detect_tile(svc, image, query) for image in images))
+        dets = [r["_dets"] for r in results]
+        tensors = {
+            "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
+            "scores": np.concatenate([d.score for d in dets]).astype(np.float32),
+            "classes": np.concatenate([d.class_id for d in dets]).astype(np.int32),
+            "image_index": np.concatenate([np.full(len(d), i) for i, d in enumerate(dets)]).astype(np.int32),
+            "num_detections": np.array([len(d) for d in dets], dtype=np.int32),
+        }
+        if engine.info.task == "obb":
+            tensors["obb"] = np.concatenate([d.obb for d in dets]).astype(np.float32).reshape(-1, 5)
+        body, blob = _outputs(tensors, header.get("outputs") or [])
+    except ApiError as exc:
+        return _error(exc.status, exc.message)
+    except ShipdetError as exc:
+        return _error(413 if "pixels" in exc.message else 400, str(exc))
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        return _error(400, f"bad inference request: {exc}")
+    body.update({"model_name": engine.info.name, "model_version": engine.info.version, "id": header.get("id", "")})
+    text = json.dumps(body).encode()
+    if not blob:
+        return Response(text, media_type="application/json")
+    return Response(text + blob, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(text))})

@@ -1,0 +1,65 @@
+"""The service's settings: one class, environment prefix SHIPDET_SERVE_, unsafe combinations refused."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shipdet.errors import ConfigError
+from shipdet.weights import bundled_model
+
+DEFAULT_MODEL = bundled_model()
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIPDET_SERVE_", extra="forbid")
+
+    model: Path = Field(DEFAULT_MODEL, description="ONNX model; the bundled default when not named.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys.")
+    api_keys_file: Path | None = Field(None, description="File with one API key a line (e.g. a mounted secret).")
+    allow_public_without_key: bool = Field(False, description="Listen beyond loopback with no key (explicit).")
+    providers: list[str] = Field(default_factory=lambda: ["tensorrt", "cuda", "cpu"])
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: all cores).")
+    streams: int = Field(0, ge=0, description="CPU: single-threaded inferences side by side (0: one per core, "
+                                              "or 1 when threads is set). CUDA: always 1.")
+    verify_sha256: bool = True
+    max_batch: int = Field(8, ge=1, le=256)
+    max_delay_ms: float = Field(5.0, ge=0)
+    queue_size: int = Field(64, ge=1, description="Requests waiting for the model; beyond: 503.")
+    request_timeout_s: float = Field(30.0, gt=0, description="A request past this deadline gets 504.")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(25_000_000, ge=1)
+    max_tiles: int = Field(16, ge=1, description="Tiles in one /v1/detect/batch request.")
+    conf: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.45, ge=0, le=1)
+    decode_threads: int = Field(4, ge=1)
+    shutdown_grace_s: float = Field(20.0, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> ServeSettings:
+        if not is_loopback(self.host) and not self.keys() and not self.allow_public_without_key:
+            raise ConfigError(f"refusing to listen on {self.host} without an API key",
+                              "set SHIPDET_SERVE_API_KEYS or --api-keys-file, or pass --allow-public-without-key")
+        return self
+
+    def keys(self) -> list[str]:
+        keys = [k.get_secret_value() for k in self.api_keys if k.get_secret_value()]
+        if self.api_keys_file is not None:
+            if not self.api_keys_file.is_file():
+                raise ConfigError(f"API keys file not found at {self.api_keys_file}")
+            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
+        return keys

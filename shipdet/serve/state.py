@@ -1,0 +1,51 @@
+"""What one running service holds: settings, engine, batcher, metrics, and its lifecycle flags."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipdet.inference.engine import Engine
+from shipdet.serve.batcher import DynamicBatcher
+from shipdet.serve.errors import ApiError
+from shipdet.serve.metrics import ServiceMetrics
+from shipdet.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    settings: ServeSettings
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    engine: Engine | None = None
+    batcher: DynamicBatcher | None = None
+    decode_pool: ThreadPoolExecutor | None = None
+    ready: bool = False
+    draining: bool = False
+    load_error: str | None = None
+
+    def engine_or_503(self) -> Engine:
+        if self.engine is None or self.batcher is None:
+            raise ApiError(503, "not_ready", self.load_error or "the model is still loading",
+                           headers={"Retry-After": "2"})
+        return self.engine
+
+    def refuse_if_draining(self) -> None:
+        if self.draining:
+            self.metrics.reject("shutting_down")
+            raise ApiError(503, "shutting_down", "the service is shutting down", headers={"Connection": "close"})
+
+    def model_summary(self) -> dict[str, Any]:
+        info = self.engine_or_503().info
+        return {"name": info.name, "version": info.version, "sha256": info.sha256}
+
+    def load(self) -> Engine:
+        """Load and warm the model (in a worker thread at start-up)."""
+        s = self.settings
+        engine = Engine(s.model, providers=s.providers, max_batch=s.max_batch, threads=s.threads,
+                        streams=s.streams, verify=s.verify_sha256)
+        engine.warmup()
+        return engine

@@ -1,0 +1,128 @@
+"""`shipdet train`, `shipdet evaluate`, `shipdet export`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        data: Path = typer.Argument(None, help="Data YAML from `shipdet datasets` (data.yaml / data-obb.yaml)."),
+        task: str = typer.Option("obb", help="obb (oriented boxes: length and heading) or detect."),
+        model: str = typer.Option("", help="Model YAML (from scratch, e.g. yolo11s-obb.yaml) or your .pt."),
+        epochs: int = typer.Option(100), imgsz: int = typer.Option(640), batch: int = typer.Option(16),
+        device: str = typer.Option("", help="cpu, 0, or 0,1,2,3 (multi-GPU DDP)."),
+        workers: int = typer.Option(2), threads: int = typer.Option(0, help="CPU threads (0: all)."),
+        project: Path = typer.Option(Path("runs/train")), name: str = typer.Option("shipdet"),
+        patience: int = typer.Option(50, help="Early stopping patience (epochs)."),
+        close_mosaic: int = typer.Option(10), seed: int = typer.Option(0),
+        amp: bool = typer.Option(True, help="Mixed precision on CUDA."),
+        augment: bool = typer.Option(True, help="The satellite augmentation pipeline."),
+        fraction: float = typer.Option(1.0, help="Use this share of the training images."),
+        resume: Path = typer.Option(None, help="Resume an interrupted run from its weights/last.pt."),
+        hours: float = typer.Option(None, help="Stop after this many hours (the schedule fits the time)."),
+    ) -> None:
+        """Train a YOLO ship detector (oriented or axis-aligned) from a data YAML, offline, resumable."""
+        from shipdet.errors import ConfigError
+        from shipdet.train.train import TrainSettings
+        from shipdet.train.train import train as run_training
+
+        if data is None and resume is None:
+            raise ConfigError("give a data YAML, or --resume <run>/weights/last.pt")
+        settings = TrainSettings(
+            data=data or Path("-"), task=task, model=model, epochs=epochs, imgsz=imgsz,
+            batch=batch, device=device, workers=workers, threads=threads, project=project, name=name,
+            patience=patience, close_mosaic=close_mosaic, seed=seed, amp=amp, augment=augment,
+            fraction=fraction, resume=resume, hours=hours)
+        run = run_training(settings)
+        typer.echo(f"run folder: {run}")
+
+    @app.command("evaluate-scenes")
+    def evaluate_scenes_command(
+        model: Path = typer.Argument(..., help="An exported .onnx."),
+        annotations: Path = typer.Option(..., help="COCO file on the scenes' pixel grid (coco_annotations.json)."),
+        scenes: list[Path] = typer.Argument(..., help="Scene folders or files (e.g. the validation ports)."),
+        factors: str = typer.Option("1,2,3,4", help="Resampling factors to compare."),
+        conf: float = typer.Option(0.25), iou: float = typer.Option(0.3, help="IoU for a match."),
+        out: Path = typer.Option(None, help="Write scenes.json and scenes.md here."),
+    ) -> None:
+        """Score whole scenes as `shipdet rescore` does, at several resampling factors, against their truth."""
+        from shipdet.errors import ConfigError
+        from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
+
+        try:
+            chosen = [float(f) for f in factors.split(",")]
+        except ValueError:
+            raise ConfigError(f"--factors {factors!r} is not a list of numbers", "e.g. --factors 1,2,3,4") from None
+        rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou)
+        report = scenes_markdown(rows, model, iou, conf)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scenes.json").write_text(json.dumps(rows, indent=2))
+            (out / "scenes.md").write_text(report)
+        typer.echo(report)
+
+    @app.command()
+    def unfold(
+        model: Path = typer.Argument(..., help="An exported .onnx (e.g. weights/shipdet-default.onnx)."),
+        data: Path = typer.Argument(..., help="Data YAML: a few training images measure the batch statistics."),
+        out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); a run record goes beside it."),
+        arch: str = typer.Option("yolo11n.yaml", help="The architecture the model was trained with."),
+    ) -> None:
+        """Rebuild a trainable checkpoint from an exported ONNX model, to continue training a shipped model."""
+        from shipdet.train.warmstart import unfold_model
+
+        record = unfold_model(model, out, data, arch)
+        typer.echo(f"wrote {out} (largest output difference from the ONNX model: "
+                   f"{record['max_output_difference']:.2e}); train from it with --model {out}")
+
+    @app.command()
+    def evaluate(
+        model: Path = typer.Argument(..., help="An exported .onnx (or a .pt with the train extra)."),
+        data: Path = typer.Argument(..., help="Data YAML; its val split is evaluated."),
+        out: Path = typer.Option(Path("eval"), help="Folder for metrics.json, report.md, pr_curve.png."),
+        conf: float = typer.Option(0.25, help="Confidence for precision/recall/F1 and counts."),
+        iou: float = typer.Option(0.5, help="IoU for a match in P/R/F1."),
+        split: str = typer.Option("val", help="val or train."),
+        gsd: float = typer.Option(None, help="Metres per pixel, for recall by size in metres."),
+        draw: int = typer.Option(0, help="Draw this many validation images with truth and detections."),
+        imgsz: int = typer.Option(640, help="Input size for a .pt model (an ONNX model carries its own)."),
+    ) -> None:
+        """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
+        from shipdet.train.evaluate import evaluate_model
+
+        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz)
+        typer.echo(report)
+
+    @app.command()
+    def export(
+        weights: Path = typer.Argument(..., help="Trained weights (<run>/weights/best.pt)."),
+        out: Path = typer.Option(None, help="ONNX file to write (default: beside the weights)."),
+        imgsz: int = typer.Option(640), dynamic: bool = typer.Option(True, help="Dynamic batch axis."),
+        batch: int = typer.Option(1, help="Fixed batch size when --no-dynamic."),
+        half: bool = typer.Option(False, help="FP16 weights (for GPU serving)."),
+        int8: bool = typer.Option(False, help="Also write a static INT8 model calibrated on training tiles."),
+        data: Path = typer.Option(None, help="Data YAML for calibration, parity images and the INT8 check."),
+        name: str = typer.Option("shipdet", help="Model name in the card."),
+        notes: Path = typer.Option(None, help="Markdown appended to the model card (e.g. its limitations)."),
+        gsd_range: str = typer.Option(None, help="finest,coarsest metres per pixel the model declares: imagery "
+                                                 "outside is resampled into it (default: the training GSDs)."),
+    ) -> None:
+        """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
+        from shipdet.errors import ConfigError
+        from shipdet.scale import ScaleRange
+        from shipdet.train.export import export_model
+
+        scale_range = None
+        if gsd_range:
+            try:
+                scale_range = ScaleRange(*(float(v) for v in gsd_range.split(",")))
+            except (TypeError, ValueError):
+                raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
+        card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
+                            data=data, name=name, notes=notes, gsd_range=scale_range)
+        typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")

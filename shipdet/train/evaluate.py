@@ -1,0 +1,247 @@
+"""`shipdet evaluate`: run a model over a split and write metrics.json, report.md and pr_curve.png."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+
+from shipdet.datasets.images import read_rgb8
+from shipdet.datasets.writer import read_manifest
+from shipdet.detections import Detections
+from shipdet.errors import DatasetNotFoundError
+from shipdet.formats import from_yolo_lines
+from shipdet.metrics import airbus_f2, average_precision, false_alarms, match_at, recall_by_size
+
+SIZE_EDGES_PX = (8, 16, 32, 64, 128)
+SIZE_EDGES_M = (25, 50, 100, 200)
+Predictor = Callable[[Sequence[NDArray[np.uint8]]], list[Detections]]
+
+
+def split_images(data_yaml: Path, split: str) -> list[Path]:
+    if not data_yaml.is_file():
+        raise DatasetNotFoundError(f"data YAML not found at {data_yaml}")
+    data = yaml.safe_load(data_yaml.read_text())
+    root = Path(data.get("path") or data_yaml.parent)
+    entry = Path(data[split])
+    entry = entry if entry.is_absolute() else root / entry
+    if entry.suffix == ".txt":  # relative entries are relative to the list's folder, as ultralytics reads them
+        return [Path(p) if Path(p).is_absolute() else entry.parent / p for p in entry.read_text().split()]
+    return sorted(p for p in entry.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+
+
+def load_truth(image: Path, width: int, height: int, names: dict[int, str]) -> Detections:
+    label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
+    lines = label.read_text().splitlines() if label.is_file() else []
+    return from_yolo_lines(lines, width, height, names, str(label))
+
+
+def image_sources(images: Sequence[Path]) -> tuple[list[str], list[float], list[float]]:
+    """Each image's source dataset, ground sample distance (NaN where unknown) and the resampling its set applied
+    to the source image (1: none), from set manifests."""
+    info: dict[str, tuple[str, float, float]] = {}
+    for manifest in {Path(str(p).replace("/obb/images/", "/images/")).parent.parent / "manifest.csv" for p in images}:
+        if manifest.is_file():
+            for r in read_manifest(manifest):
+                key = str(manifest.parent / "images" / f"{r['name']}.jpg")
+                info[key] = (r["source"], float(r["gsd_m"]) if r["gsd_m"] else float("nan"),
+                             float(r.get("scale") or 1.0))
+    rows = [info.get(str(p).replace("/obb/images/", "/images/"), ("unknown", float("nan"), 1.0)) for p in images]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf: float = 0.001) -> Predictor:
+    from shipdet.inference.engine import Engine
+
+    engine = Engine(model, providers=providers)
+    return lambda images: engine.detect(images, conf=conf, iou=0.6, max_det=300)
+
+
+def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float = 0.6) -> Predictor:
+    from shipdet.train.offline import ensure_offline
+
+    ensure_offline()
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+
+    def predict(images: Sequence[NDArray[np.uint8]]) -> list[Detections]:
+        out = []
+        results: list[Any] = list(model.predict([im[..., ::-1] for im in images], imgsz=imgsz, conf=conf, iou=iou,
+                                                verbose=False, device="cpu"))
+        for r in results:
+            names = {int(k): str(v) for k, v in r.names.items()}
+            if r.obb is not None:
+                out.append(Detections.from_obb(r.obb.xywhr.numpy(), r.obb.conf.numpy(), r.obb.cls.numpy(), names))
+            else:
+                out.append(Detections(r.boxes.xyxy.numpy(), r.boxes.conf.numpy(), r.boxes.cls.numpy().astype(int),
+                                      class_names=names))
+        return out
+
+    return predict
+
+
+def evaluate_predictions(preds: list[Detections], truths: list[Detections], sources: list[str], gsd: list[float],
+                         conf: float, iou: float, sizes: Sequence[tuple[int, int]] | None = None,
+                         scales: Sequence[float] | None = None) -> dict[str, Any]:
+    """`sizes`: (width, height) of each image, for false alarms per km2; `scales`: the resampling each image went
+    through (recall by size at native scale, e.g. Sentinel-2 ships below 16 native pixels)."""
+    sizes = sizes or [(0, 0)] * len(truths)
+    areas = [w * h * g * g / 1e6 if np.isfinite(g) else float("nan") for (w, h), g in zip(sizes, gsd, strict=True)]
+    aps = average_precision(preds, truths)
+    counts, found = match_at(preds, truths, conf, iou)
+    kept = [p[np.flatnonzero(p.score >= conf)] for p in preds]
+    count_err = np.array([len(k) - len(t) for k, t in zip(kept, truths, strict=True)])
+    airbus = [i for i, s in enumerate(sources) if s == "airbus"]
+    result: dict[str, Any] = {
+        "images": len(truths), "ships": int(sum(len(t) for t in truths)),
+        "mAP50": aps[0.5], "mAP50-95": float(np.mean(list(aps.values()))),
+        "conf": conf, "iou": iou, "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
+        "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
+        "airbus_f2_all_images": float(np.mean([airbus_f2(k, t) for k, t in zip(kept, truths, strict=True)])),
+        "airbus_f2_airbus_images": (float(np.mean([airbus_f2(kept[i], truths[i]) for i in airbus]))
+                                    if airbus else None),
+        "airbus_images": len(airbus),
+        "count_error": {"mean_abs": float(np.abs(count_err).mean()) if len(count_err) else 0.0,
+                        "mean_signed": float(count_err.mean()) if len(count_err) else 0.0},
+        "recall_by_size_px": recall_by_size(truths, found, SIZE_EDGES_PX),
+        "recall_by_size_m": recall_by_size(truths, found, SIZE_EDGES_M, scale=gsd),
+        "recall_by_size_native_px": recall_by_size(truths, found, SIZE_EDGES_PX,
+                                                   scale=[1 / f for f in (scales or [1.0] * len(truths))]),
+        "false_alarms": false_alarms(kept, truths, areas),
+        "by_source": {},
+    }
+    for source in sorted(set(sources)):
+        idx = [i for i, s in enumerate(sources) if s == source]
+        c, _ = match_at([preds[i] for i in idx], [truths[i] for i in idx], conf, iou)
+        ap = average_precision([preds[i] for i in idx], [truths[i] for i in idx], [0.5])[0.5]
+        result["by_source"][source] = {"images": len(idx), "ships": int(sum(len(truths[i]) for i in idx)),
+                                       "mAP50": ap, "precision": c.precision, "recall": c.recall, "f1": c.f1,
+                                       "false_alarms": false_alarms([kept[i] for i in idx], [truths[i] for i in idx],
+                                                                    [areas[i] for i in idx])}
+    return result
+
+
+def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path: Path) -> dict[str, float]:
+    """Plot precision against recall over confidence thresholds; return the F1-maximising point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thresholds = np.linspace(0.01, 0.95, 60)
+    points = [match_at(preds, truths, t, iou)[0] for t in thresholds]
+    best = int(np.argmax([p.f1 for p in points]))
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([p.recall for p in points], [p.precision for p in points], marker=".")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"precision-recall at IoU {iou}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return {"conf": round(float(thresholds[best]), 3), "precision": points[best].precision,
+            "recall": points[best].recall, "f1": points[best].f1}
+
+
+def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
+    lines = [f"# Evaluation of `{model.name}`", "", f"Data: `{data}`, split `{split}`: {m['images']} images, "
+             f"{m['ships']} ships.", "", "| metric | value |", "|---|---|",
+             f"| mAP50 | {m['mAP50']:.3f} |", f"| mAP50-95 | {m['mAP50-95']:.3f} |",
+             f"| precision @ conf {m['conf']} | {m['precision']:.3f} |", f"| recall | {m['recall']:.3f} |",
+             f"| F1 | {m['f1']:.3f} |",
+             f"| best F1 over confidences (chosen on this split) | {m['best_f1']['f1']:.3f} at conf "
+             f"{m['best_f1']['conf']} (P {m['best_f1']['precision']:.3f}, R {m['best_f1']['recall']:.3f}) |",
+             f"| Airbus F2 (Airbus images, n={m['airbus_images']}) | "
+             f"{'-' if m['airbus_f2_airbus_images'] is None else format(m['airbus_f2_airbus_images'], '.3f')} |",
+             f"| Airbus F2 (all images) | {m['airbus_f2_all_images']:.3f} |",
+             f"| count error per image (mean abs / signed) | {m['count_error']['mean_abs']:.2f} / "
+             f"{m['count_error']['mean_signed']:+.2f} |", ""]
+    fa = m["false_alarms"]
+    if fa["ship_free_images"]:
+        per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} over {fa['ship_free_km2']:.1f} km2"
+        lines += [f"False alarms at conf {m['conf']}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
+                  f"images, {fa['per_image']:.3f} per image, {per_km2} per km2 (where the GSD is known).", ""]
+    for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
+                      ("recall_by_size_m", "m")):
+        if m[key]:
+            if key == "recall_by_size_native_px" and m[key] == m["recall_by_size_px"]:
+                continue  # nothing was resampled
+            lines += [f"Recall by ship length ({unit}, IoU {m['iou']}):", "", "| length | ships | recall |",
+                      "|---|---|---|"]
+            lines += [f"| {r['from']:g}-{r['to']:g} | {r['ships']} | {r['recall']:.2f} |" for r in m[key]
+                      if r["ships"]]
+            lines.append("")
+    lines += ["By source:", "", "| source | images | ships | mAP50 | P | R | F1 | false alarms per ship-free image |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {s} | {v['images']} | {v['ships']} | {v['mAP50']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | "
+              f"{v['f1']:.3f} | {_per_image(v['false_alarms'])} |" for s, v in m["by_source"].items()]
+    return "\n".join([*lines, "", "![precision-recall](pr_curve.png)", ""])
+
+
+def _per_image(fa: dict[str, Any]) -> str:
+    return "-" if fa["per_image"] is None else f"{fa['per_image']:.3f} ({fa['ship_free_images']})"
+
+
+def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: float = 0.5, split: str = "val",
+                   gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
+                   batch: int = 8, draw: int = 0) -> str:
+    """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown."""
+    images = split_images(data, split)
+    names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
+    predict = predictor or (onnx_predictor(model) if model.suffix == ".onnx" else torch_predictor(model, imgsz))
+    preds: list[Detections] = []
+    truths: list[Detections] = []
+    shown: list[NDArray[np.uint8]] = []
+    sizes: list[tuple[int, int]] = []
+    sources_all, gsd, scales = image_sources(images)
+    # Drawn examples: spread over the sources, images with ships first.
+    wanted = set(_examples(images, sources_all, draw)) if draw else set()
+    for start in range(0, len(images), batch):
+        pixels = [read_rgb8(p) for p in images[start:start + batch]]
+        shown += [im for k, im in enumerate(pixels, start) if k in wanted]
+        preds += predict(pixels)
+        sizes += [(im.shape[1], im.shape[0]) for im in pixels]
+        truths += [load_truth(p, im.shape[1], im.shape[0], names) for p, im in
+                   zip(images[start:start + batch], pixels, strict=True)]
+    oriented = all(p.obb is not None for p in preds) and any(t.obb is not None for t in truths)
+    if not oriented:  # an axis-aligned model is scored on axis-aligned boxes
+        preds = [Detections(p.xyxy, p.score, p.class_id, class_names=p.class_names) for p in preds]
+        truths = [Detections(t.xyxy, t.score, t.class_id, class_names=t.class_names) for t in truths]
+    if gsd_m is not None:
+        gsd = [gsd_m] * len(images)
+    metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    report = markdown_report(metrics, model, data, split)
+    if draw:
+        from shipdet.train.visualize import contact_sheet
+
+        order = sorted(wanted)
+        contact_sheet(shown, [truths[k] for k in order], [preds[k] for k in order], conf, out / "examples.png")
+        report += "\n![detections (green: truth, orange: model)](examples.png)\n"
+    (out / "report.md").write_text(report)
+    return report
+
+
+def _examples(images: Sequence[Path], sources: list[str], count: int) -> list[int]:
+    labelled = [i for i, p in enumerate(images)
+                if Path(str(p).replace("/images/", "/labels/")).with_suffix(".txt").is_file()
+                and Path(str(p).replace("/images/", "/labels/")).with_suffix(".txt").stat().st_size > 0]
+    by_source: dict[str, list[int]] = {}
+    for i in labelled:
+        by_source.setdefault(sources[i], []).append(i)
+    picked: list[int] = []
+    while len(picked) < count and any(by_source.values()):
+        for source in sorted(by_source):
+            if by_source[source] and len(picked) < count:
+                picked.append(by_source[source].pop(0))
+    return picked

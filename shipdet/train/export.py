@@ -1,0 +1,154 @@
+"""`shipdet export`: ONNX with metadata inside, a model card beside it, and a parity check that must pass.
+
+Parity compares the serving engine (onnxruntime + our decode and NMS) with PyTorch (ultralytics predict) on the
+same input pixels: sample tiles are letterboxed to the model size first, so both see identical tensors.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipdet.errors import ShipdetError
+from shipdet.inference.model import file_sha256
+from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
+from shipdet.scale import ScaleRange
+from shipdet.train.card import write_card
+from shipdet.train.offline import ensure_offline
+from shipdet.train.records import read_run_record
+
+
+class ExportParityError(ShipdetError):
+    """The exported model's detections differ from PyTorch's."""
+
+
+def _sample_tiles(data: Path | None, imgsz: int, count: int = 8) -> list[np.ndarray]:
+    """Letterboxed sample tiles (uint8, imgsz x imgsz): from the data's val split, else synthetic scenes."""
+    from shipdet.datasets.images import read_rgb8
+    from shipdet.inference.postprocess import letterbox_into
+
+    if data is not None:
+        from shipdet.train.evaluate import split_images
+
+        images = [read_rgb8(p) for p in split_images(data, "val")[:count]]
+    else:
+        from shipdet.datasets.synth import SynthConfig, make_scene
+
+        images = [make_scene(i, SynthConfig(width=imgsz, height=imgsz, empty_fraction=0))[0] for i in range(count)]
+    tiles = []
+    for image in images:
+        buf = np.empty((3, imgsz, imgsz), dtype=np.float32)
+        letterbox_into(image, buf, (imgsz, imgsz))
+        tiles.append(np.clip(np.rint(buf.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8))
+    return tiles
+
+
+def parity_check(onnx_path: Path, weights: Path, tiles: list[np.ndarray], imgsz: int, conf: float = 0.25,
+                 iou: float = 0.45, min_iou: float = 0.99, max_score_diff: float = 1e-3) -> dict[str, Any]:
+    from shipdet.inference.engine import Engine
+    from shipdet.metrics import pairwise_iou
+    from shipdet.train.evaluate import torch_predictor
+
+    ours = Engine(onnx_path, providers=["cpu"], verify=False).detect(tiles, conf=conf, iou=iou)
+    theirs = torch_predictor(weights, imgsz, conf=conf, iou=iou)(tiles)
+    worst_iou, worst_score, n = 1.0, 0.0, 0
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        if len(a) != len(b):
+            raise ExportParityError(f"parity: tile {i}: engine found {len(a)} ships, PyTorch {len(b)}",
+                                    "the export or the engine's decoding is wrong; do not ship this model")
+        if not len(a):
+            continue
+        ious = pairwise_iou(a, b)
+        best = ious.argmax(axis=1)
+        worst_iou = min(worst_iou, float(ious[np.arange(len(a)), best].min()))
+        worst_score = max(worst_score, float(np.abs(a.score - b.score[best]).max()))
+        n += len(a)
+    result = {"tiles": len(tiles), "detections": n, "min_matched_iou": worst_iou, "max_score_diff": worst_score,
+              "conf": conf}
+    if worst_iou < min_iou or worst_score > max_score_diff:
+        raise ExportParityError(f"parity: matched IoU {worst_iou:.4f} (need {min_iou}), score difference "
+                                f"{worst_score:.2e} (need <= {max_score_diff})", "do not ship this model")
+    return result
+
+
+def training_gsd_range(data: Path | None) -> ScaleRange | None:
+    """The ground sample distances of the training images whose GSD is recorded (their sets' manifests)."""
+    if data is None:
+        return None
+    from shipdet.train.evaluate import image_sources, split_images
+
+    _, gsd, _ = image_sources(split_images(data, "train"))
+    known = [g for g in gsd if np.isfinite(g)]
+    return ScaleRange(min(known), max(known)) if known else None
+
+
+def _add_metadata(path: Path, extra: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in extra.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
+                 half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
+                 version: str | None = None, notes: Path | None = None,
+                 gsd_range: ScaleRange | None = None) -> dict[str, Any]:
+    """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
+    default: the range of the training images' recorded GSDs."""
+    ensure_offline()
+    import torch
+    from ultralytics import YOLO
+
+    if half and not torch.cuda.is_available():
+        raise ShipdetError("FP16 export needs a CUDA device", "export FP32 here, or run on a GPU machine")
+    if not weights.is_file():
+        raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
+    if notes is not None and not notes.is_file():
+        raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
+    model = YOLO(str(weights))
+    exported = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, half=half,
+                                 simplify=True, device=0 if half else "cpu", verbose=False))
+    target = out or weights.with_suffix(".onnx")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if exported.resolve() != target.resolve():
+        shutil.move(str(exported), target)
+    for stale in (target.with_suffix(".card.json"), target.with_suffix(".card.md")):
+        stale.unlink(missing_ok=True)  # it describes the file just replaced; the new card comes at the end
+    record = read_run_record(weights)
+    version = version or datetime.now(UTC).strftime("%Y.%m.%d")
+    scale_range = gsd_range or training_gsd_range(data)
+    extra = {"shipdet_name": name, "shipdet_version": version,
+             "dataset_sha256": str(record.get("dataset_sha256", "unknown")),
+             "training_commit": str(record.get("git_commit", "unknown"))}
+    if scale_range is not None:
+        extra[SCALE_METADATA_KEY] = scale_range.to_metadata()
+    _add_metadata(target, extra)
+    tiles = _sample_tiles(data, imgsz)
+    for conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds something
+        parity = parity_check(target, weights, tiles, imgsz, conf=conf)
+        if parity["detections"] >= 5:
+            break
+    card: dict[str, Any] = {"name": name, "version": version, "file": target.name, "sha256": file_sha256(target),
+                            "task": model.task, "imgsz": imgsz, "dynamic_batch": dynamic, "fp16": half,
+                            "names": {int(k): v for k, v in model.names.items()}, "parity": parity,
+                            "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds"),
+                            "gsd_range_m": None if scale_range is None else [scale_range.finest_m,
+                                                                              scale_range.coarsest_m]}
+    if notes is not None:
+        card["notes"] = notes.read_text()
+    if int8:
+        from shipdet.train.quantize import quantize_int8
+
+        card["int8"] = quantize_int8(target, data, imgsz)
+    write_card(target, card, weights)
+    return card
