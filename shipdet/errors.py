@@ -27,6 +27,10 @@ class ImageDecodeError(ShipdetError):
     """Bytes or a file could not be decoded as a supported image."""
 
 
+class UnsupportedImageError(ImageDecodeError):
+    """A well-formed image of a kind the service does not take (not JPEG/PNG/TIFF, or an unsupported band count)."""
+
+
 class ImageTooLargeError(ShipdetError):
     """An image declares more pixels than allowed (decompression-bomb guard)."""
 

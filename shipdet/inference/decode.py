@@ -17,7 +17,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from PIL import Image
 
-from shipdet.errors import GeoreferenceError, ImageDecodeError, ImageTooLargeError
+from shipdet.errors import GeoreferenceError, ImageDecodeError, ImageTooLargeError, UnsupportedImageError
 from shipdet.georef import GeoReference
 from shipdet.imaging import to_rgb8
 
@@ -41,7 +41,7 @@ def sniff(data: bytes) -> str:
         return "png"
     if data[:4] in TIFF_MAGICS:
         return "tiff"
-    raise ImageDecodeError("the body is not a JPEG, PNG or TIFF image" + (" (it is empty)" if not data else ""),
+    raise UnsupportedImageError("the body is not a JPEG, PNG or TIFF image" + (" (it is empty)" if not data else ""),
                            "send image/jpeg, image/png or image/tiff bytes")
 
 
@@ -118,15 +118,17 @@ def _decode_tiff(data: bytes, max_pixels: int) -> DecodedImage:
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             page = tif.pages.first
-            shape = page.shape
-            if len(shape) == 3 and shape[0] <= 4 < shape[-1]:  # planar: bands first
+            shape = tuple(int(v) for v in page.shape)
+            if getattr(page, "imagedepth", 1) > 1 or len(shape) > 3:  # a volume: pages of pages
+                raise UnsupportedImageError(f"TIFF holds a volume (shape {shape}); send 2-D tiles")
+            if len(shape) == 3 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE:  # planar: bands first
                 bands, height, width = shape
             else:
                 height, width = shape[:2]
                 bands = shape[2] if len(shape) == 3 else 1
             _check_size(width, height, max_pixels)
             if bands > 4:
-                raise ImageDecodeError(f"TIFF has {bands} bands; 1-4 are supported", "send RGB or RGB+NIR tiles")
+                raise UnsupportedImageError(f"TIFF has {bands} bands; 1-4 are supported", "send RGB or RGB+NIR tiles")
             arr = page.asarray()
             tags = {t.code: t.value for t in page.tags.values() if t.code in (33550, 33922, 34264, 34735)}
     except (ImageDecodeError, ImageTooLargeError):

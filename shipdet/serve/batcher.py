@@ -107,15 +107,21 @@ class DynamicBatcher:
                 break
         return [item for item in batch if not item.future.done()]  # drop requests already timed out
 
-    def _infer(self, items: list[_Item]) -> list[Detections]:
+    def _infer(self, items: list[_Item]) -> list[Detections | Exception]:
         batch = np.stack([item.tensor for item in items])
         if self.engine.fixed_batch and len(items) < self.engine.fixed_batch:
             batch = np.concatenate([batch, np.zeros((self.engine.fixed_batch - len(items), *batch.shape[1:]),
                                                     dtype=batch.dtype)])
         raw = self.engine.infer(batch)
         info = self.engine.info
-        return [decode_yolo(raw[i], item.box, info.task, info.names, item.params.conf, item.params.iou,
-                            item.params.classes, item.params.max_det) for i, item in enumerate(items)]
+        out: list[Detections | Exception] = []
+        for i, item in enumerate(items):
+            try:  # each request's thresholds are its own: whatever they do, they fail that request alone
+                out.append(decode_yolo(raw[i], item.box, info.task, info.names, item.params.conf, item.params.iou,
+                                       item.params.classes, item.params.max_det))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -135,6 +141,10 @@ class DynamicBatcher:
             if callable(self.on_batch):
                 self.on_batch(len(items), seconds)
             for item, dets in zip(items, results, strict=True):
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if isinstance(dets, Exception):
+                    item.future.set_exception(dets)
+                else:
                     item.future.set_result((dets, {"queue": (started - item.enqueued) * 1000,
                                                    "inference": seconds * 1000}))

@@ -9,7 +9,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shipdet.errors import GeoreferenceError, ImageDecodeError, ImageTooLargeError
+from shipdet.errors import (
+    GeoreferenceError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    ShipdetError,
+    UnsupportedImageError,
+)
+
+# The one mapping from typed errors to (HTTP status, code); each protocol formats it in its own shape. Order
+# matters: a subclass before its base.
+ERROR_TABLE: tuple[tuple[type[ShipdetError], int, str], ...] = (
+    (ImageTooLargeError, 413, "image_too_large"),
+    (UnsupportedImageError, 415, "unsupported_image"),
+    (ImageDecodeError, 422, "corrupt_image"),
+    (GeoreferenceError, 422, "bad_georeference"),
+)
 
 
 class ApiError(Exception):
@@ -19,6 +34,16 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
         self.detail = detail or {}
         self.headers = headers
+
+
+def classify(exc: BaseException) -> tuple[int, str, str, dict[str, Any]] | None:
+    """(status, code, message, detail) of an error a request caused, or None for a fault of the service."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code, exc.message, exc.detail
+    for kind, status, code in ERROR_TABLE:
+        if isinstance(exc, kind):
+            return status, code, exc.message, {"hint": exc.hint} if exc.hint else {}
+    return None
 
 
 class BodyTooLargeError(Exception):
@@ -45,19 +70,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(413, "body_too_large", f"request body exceeds {exc.limit} bytes",
                               {"limit_bytes": exc.limit})
 
-    @app.exception_handler(ImageTooLargeError)
-    async def _pixels(_: Request, exc: ImageTooLargeError) -> JSONResponse:
-        return error_response(413, "image_too_large", exc.message, {"hint": exc.hint})
-
-    @app.exception_handler(ImageDecodeError)
-    async def _decode(_: Request, exc: ImageDecodeError) -> JSONResponse:
-        unsupported = "not a JPEG, PNG or TIFF" in exc.message or "bands" in exc.message
-        return error_response(415 if unsupported else 422, "unsupported_image" if unsupported else "corrupt_image",
-                              exc.message, {"hint": exc.hint})
-
-    @app.exception_handler(GeoreferenceError)
-    async def _geo(_: Request, exc: GeoreferenceError) -> JSONResponse:
-        return error_response(422, "bad_georeference", exc.message, {"hint": exc.hint})
+    @app.exception_handler(ShipdetError)
+    async def _typed(_: Request, exc: ShipdetError) -> JSONResponse:
+        known = classify(exc)
+        if known is None:
+            return error_response(500, "internal_error", "internal error", {"type": type(exc).__name__})
+        status, code, message, detail = known
+        return error_response(status, code, message, detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,8 @@
 
 Input `images`: BYTES, shape [B], each element one encoded image (JPEG, PNG or TIFF). In the binary tensor
 data extension each element is a 4-byte little-endian length and the bytes; in plain JSON each element is the
-image base64-encoded. Request parameters `conf` and `iou` are optional.
+image base64-encoded. Request parameters are those of `/v1/detect` (`conf`, `iou`, `classes`, `max_det`, `gsd`),
+validated by the same model before anything is decoded; at most `max_tiles` images a request.
 Outputs, one row per detection over the whole request (ragged, so indexed by image):
 `boxes` FP32 [N, 4] (x1, y1, x2, y2, image pixels), `scores` FP32 [N], `classes` INT32 [N],
 `image_index` INT32 [N], `num_detections` INT32 [B], and `obb` FP32 [N, 5] for oriented models.
@@ -24,8 +25,9 @@ from pydantic import BaseModel
 
 from shipdet.errors import ShipdetError
 from shipdet.serve.auth import require_api_key
-from shipdet.serve.errors import ApiError
-from shipdet.serve.routes import DetectQuery, detect_tile, state
+from shipdet.serve.errors import ApiError, classify
+from shipdet.serve.params import parse_parameters
+from shipdet.serve.routes import detect_tile, state
 
 
 class ProtocolError(BaseModel):
@@ -38,6 +40,9 @@ def _doc(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
 DTYPES = {"FP32": np.float32, "INT32": np.int32}
+# Request-level parameters of the protocol itself (tritonclient sends some), not detection parameters.
+PROTOCOL_PARAMETERS = {"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
+                       "headers"}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -109,9 +114,15 @@ def _bytes_elements(raw: bytes) -> list[bytes]:
 def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
     """The JSON header and the images of an infer request (JSON or binary tensor data extension)."""
     split = int(header_length) if header_length else len(body)
+    if not 0 <= split <= len(body):
+        raise ValueError(f"Inference-Header-Content-Length {split} is outside the body ({len(body)} bytes)")
     header = json.loads(body[:split])
+    if not isinstance(header, dict):
+        raise ValueError("the request must be a JSON object")
     binary = body[split:]
     inputs = header.get("inputs") or []
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        raise ValueError("'inputs' must be a list of tensor objects")
     images_input = next((i for i in inputs if i.get("name") == "images"), None)
     if images_input is None or images_input.get("datatype") != "BYTES":
         raise ValueError("the request needs one input named 'images' of datatype BYTES")
@@ -124,7 +135,10 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
             else:
                 images = [base64.b64decode(s, validate=True) for s in np.asarray(item["data"]).reshape(-1)]
         offset += size
-    expected = int(np.prod(images_input.get("shape") or [len(images)]))
+    shape = images_input.get("shape") or [len(images)]
+    if not isinstance(shape, list) or not all(isinstance(v, int) and 0 <= v <= 1 << 20 for v in shape):
+        raise ValueError("'images' shape must be a list of non-negative integers")
+    expected = int(np.prod(shape))
     if expected != len(images):
         raise ValueError(f"'images' has shape {images_input.get('shape')} but holds {len(images)} elements")
     return header, images
@@ -161,9 +175,15 @@ async def infer(request: Request, name: str) -> Response:
         svc, engine = _model_or_404(request, name)
         svc.refuse_if_draining()
         header, images = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
-        params = header.get("parameters") or {}
-        query = DetectQuery(conf=params.get("conf"), iou=params.get("iou"))
-        results = await asyncio.gather(*(detect_tile(svc, image, query) for image in images))
+        # Validated before anything is decoded or batched: a bad parameter is this request's 400, no one else's.
+        raw = header.get("parameters") or {}
+        if isinstance(raw, dict):
+            raw = {k: v for k, v in raw.items() if k not in PROTOCOL_PARAMETERS}
+        params = parse_parameters(raw, status=400)
+        if len(images) > svc.settings.max_tiles:
+            raise ApiError(413, "too_many_tiles", f"{len(images)} images sent, at most {svc.settings.max_tiles} "
+                                                  "per request")
+        results = await asyncio.gather(*(detect_tile(svc, image, params) for image in images))
         dets = [r["_dets"] for r in results]
         tensors = {
             "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
@@ -175,11 +195,13 @@ async def infer(request: Request, name: str) -> Response:
         if engine.info.task == "obb":
             tensors["obb"] = np.concatenate([d.obb for d in dets]).astype(np.float32).reshape(-1, 5)
         body, blob = _outputs(tensors, header.get("outputs") or [])
-    except ApiError as exc:
-        return _error(exc.status, exc.message)
-    except ShipdetError as exc:
-        return _error(413 if "pixels" in exc.message else 400, str(exc))
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+    except (ApiError, ShipdetError) as exc:
+        known = classify(exc)
+        if known is None:
+            raise
+        status, _, message, _ = known
+        return _error(400 if status in (415, 422) else status, message)  # the protocol's 400 for a bad input
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # json's errors are ValueErrors
         return _error(400, f"bad inference request: {exc}")
     body.update({"model_name": engine.info.name, "model_version": engine.info.version, "id": header.get("id", "")})
     text = json.dumps(body).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -14,15 +15,16 @@ from fastapi.responses import JSONResponse
 from numpy.typing import NDArray
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shipdet.errors import ImageDecodeError, ImageTooLargeError
+from shipdet.errors import ShipdetError
 from shipdet.formats import detection_records, to_geojson
 from shipdet.georef import GeoReference, georeference
 from shipdet.inference.decode import DecodedImage, decode_image
 from shipdet.inference.postprocess import Letterbox, letterbox_into
 from shipdet.scale import ScaleRange, resample, resampled_size
 from shipdet.serve.auth import require_api_key
-from shipdet.serve.batcher import DetectParams, QueueFullError
-from shipdet.serve.errors import ApiError
+from shipdet.serve.batcher import QueueFullError
+from shipdet.serve.errors import ApiError, classify
+from shipdet.serve.params import DetectParameters, parse_parameters
 from shipdet.serve.schemas import BATCH_BODY, ERRORS, IMAGE_BODY, BatchResponse, DetectResponse, ErrorResponse
 from shipdet.serve.state import ServiceState
 from shipdet.tiling import Window, merge_windows, tile_windows
@@ -49,22 +51,23 @@ def known_params(allowed: set[str]) -> Callable[[Request], Coroutine[Any, Any, N
 
 
 class DetectQuery:
+    """`/v1`'s query string: the shared `DetectParameters` (limits declared there, once) and a georeference."""
+
     def __init__(
         self,
-        conf: Annotated[float | None, Query(ge=0, le=1, description="Confidence threshold.")] = None,
-        iou: Annotated[float | None, Query(ge=0, le=1, description="NMS IoU threshold.")] = None,
-        classes: Annotated[str | None, Query(pattern=r"^\d+(,\d+)*$", description="Class ids, e.g. 0,2")] = None,
+        conf: Annotated[float | None, Query(description="Confidence threshold, 0-1.")] = None,
+        iou: Annotated[float | None, Query(description="NMS IoU threshold, 0-1.")] = None,
+        classes: Annotated[str | None, Query(description="Class ids, e.g. 0,2")] = None,
         transform: Annotated[str | None, Query(pattern=r"^\s*-?[\d.eE+-]+(\s*,\s*-?[\d.eE+-]+){5}\s*$",
                                                description="Affine a,b,c,d,e,f (pixel -> CRS); needs crs.")] = None,
         crs: Annotated[str | None, Query(description="CRS of the transform, e.g. EPSG:32653.")] = None,
-        geometry: Annotated[str, Query(pattern="^(point|box)$", description="GeoJSON geometry.")] = "point",
-        max_det: Annotated[int, Query(ge=1, le=3000)] = 300,
-        gsd: Annotated[float | None, Query(ge=0.01, le=1000, description=(
-            "Metres per pixel of the tile (default: from a GeoTIFF's or the given georeference): a tile coarser "
-            "or finer than the model's scale range is resampled into it and its boxes mapped back."))] = None,
+        geometry: Annotated[str, Query(description="GeoJSON geometry: point or box.")] = "point",
+        max_det: Annotated[int, Query(description="Most detections per tile, 1-3000.")] = 300,
+        gsd: Annotated[float | None, Query(description=DetectParameters.model_fields["gsd"].description)] = None,
     ) -> None:
-        self.conf, self.iou, self.geometry, self.max_det, self.gsd = conf, iou, geometry, max_det, gsd
-        self.classes = [int(c) for c in classes.split(",")] if classes else None
+        given = {"conf": conf, "iou": iou, "classes": classes, "geometry": geometry, "max_det": max_det, "gsd": gsd}
+        self.params = parse_parameters({k: v for k, v in given.items() if v is not None})
+        self.geometry = self.params.geometry
         self.ref: GeoReference | None = None
         if (transform is None) != (crs is None):
             raise ApiError(422, "bad_georeference", "give both `transform` and `crs`, or neither")
@@ -73,6 +76,8 @@ class DetectQuery:
                 coeffs = [float(v) for v in transform.split(",")]
             except ValueError:
                 raise ApiError(422, "bad_georeference", "transform must be six numbers a,b,c,d,e,f") from None
+            if not all(math.isfinite(c) for c in coeffs):
+                raise ApiError(422, "bad_georeference", "transform coefficients must be finite numbers")
             self.ref = GeoReference.from_parts(coeffs, crs)
 
 
@@ -114,14 +119,19 @@ def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampl
     return tile_windows(width, height, side, min(SEAM_OVERLAP, side // 4))
 
 
-def prepare_tile(data: bytes, q: DetectQuery, max_pixels: int, input_size: tuple[int, int],
-                 scale_range: ScaleRange | None) -> PreparedTile:
+def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference | None, max_pixels: int,
+                 input_size: tuple[int, int], scale_range: ScaleRange | None) -> PreparedTile:
     """Decode, resample into the model's scale range where the GSD is known, and letterbox each window: all of a
     tile's CPU work before it joins a batch (in a decode thread)."""
     decoded = decode_image(data, max_pixels)
-    ref = q.ref or decoded.georef
+    ref = given_ref or decoded.georef
     height, width = decoded.pixels.shape[:2]
-    gsd = q.gsd if q.gsd is not None else (ref.gsd_m(width / 2, height / 2) if ref is not None else None)
+    if ref is not None:
+        lon, lat = ref.pixel_to_lonlat([0, width, 0, width], [0, 0, height, height])
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all() and (np.abs(lat) <= 90).all()):
+            raise ApiError(422, "bad_georeference", "the georeference places the tile outside the Earth",
+                           {"hint": "check the transform's units against the CRS"})
+    gsd = params.gsd if params.gsd is not None else (ref.gsd_m(width / 2, height / 2) if ref is not None else None)
     factor = scale_range.factor_for(gsd) if scale_range is not None else 1.0
     pixels = decoded.pixels
     if factor != 1.0:
@@ -151,17 +161,18 @@ class PreparedTile:
     tensors: list[tuple[NDArray[np.float32], Letterbox]]
 
 
-async def detect_tile(svc: ServiceState, data: bytes, q: DetectQuery) -> dict[str, Any]:
+async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given_ref: GeoReference | None = None
+                      ) -> dict[str, Any]:
+    """One tile through the one request path every protocol shares: decode, resample, letterbox, batch."""
     started = time.perf_counter()
     engine = svc.engine_or_503()
     batcher = svc.batcher
     assert batcher is not None  # engine_or_503 guarantees it
     loop = asyncio.get_running_loop()
     with batcher.announce():
-        tile = await loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, svc.settings.max_pixels,
-                                          engine.input_size, engine.info.scale_range)
-    params = DetectParams(q.conf if q.conf is not None else svc.settings.conf,
-                          q.iou if q.iou is not None else svc.settings.iou, q.classes, q.max_det)
+        tile = await loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref,
+                                          svc.settings.max_pixels, engine.input_size, engine.info.scale_range)
+    params = q.batch_params(svc.settings.conf, svc.settings.iou)
     try:
         results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(t, box, params) for t, box in tile.tensors)),
                                          svc.settings.request_timeout_s)
@@ -214,7 +225,7 @@ async def detect(request: Request, q: Annotated[DetectQuery, Depends()]) -> JSON
     svc = state(request)
     svc.refuse_if_draining()
     tiles = await read_tiles(request, 1)
-    result = await detect_tile(svc, tiles[0][1], q)
+    result = await detect_tile(svc, tiles[0][1], q.params, q.ref)
     return _respond(render(result, svc, request, q.geometry), request)
 
 
@@ -228,11 +239,13 @@ async def detect_batch(request: Request, q: Annotated[DetectQuery, Depends()]) -
 
     async def one(name: str, data: bytes) -> dict[str, Any]:
         try:
-            return {"name": name, **render(await detect_tile(svc, data, q), svc, request, q.geometry)}
-        except ImageTooLargeError as exc:
-            return {"name": name, "error": {"code": "image_too_large", "message": exc.message, "status": 413}}
-        except ImageDecodeError as exc:
-            return {"name": name, "error": {"code": "corrupt_image", "message": exc.message, "status": 422}}
+            return {"name": name, **render(await detect_tile(svc, data, q.params, q.ref), svc, request, q.geometry)}
+        except (ApiError, ShipdetError) as exc:
+            known = classify(exc)
+            if known is None or known[0] >= 500:  # overload and deadlines concern the whole request
+                raise
+            status, code, message, _ = known
+            return {"name": name, "error": {"code": code, "message": message, "status": status}}
 
     results = await asyncio.gather(*(one(n, d) for n, d in tiles))
     return JSONResponse({"model": svc.model_summary(), "results": list(results)})

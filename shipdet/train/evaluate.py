@@ -166,9 +166,9 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
              f"{m['count_error']['mean_signed']:+.2f} |", ""]
     fa = m["false_alarms"]
     if fa["ship_free_images"]:
-        per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} over {fa['ship_free_km2']:.1f} km2"
+        per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} per km2 over {fa['ship_free_km2']:.1f} km2"
         lines += [f"False alarms at conf {m['conf']}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
-                  f"images, {fa['per_image']:.3f} per image, {per_km2} per km2 (where the GSD is known).", ""]
+                  f"images, {fa['per_image']:.3f} per image; {per_km2} of them whose GSD is known.", ""]
     for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
                       ("recall_by_size_m", "m")):
         if m[key]:

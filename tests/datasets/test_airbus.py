@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from shipdet.datasets.airbus import convert_airbus, mask_to_obb, read_airbus_csv, rle_decode, rle_encode
 
+from shipdet.datasets.airbus import convert_airbus, mask_to_obb, read_airbus_csv, rle_decode, rle_encode
 from shipdet.errors import DatasetFormatError
 from shipdet.geometry import obb_polygons
 

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+
 from shipdet.datasets.classmap import ClassMap
 from shipdet.datasets.coco import convert_coco
 from shipdet.datasets.labelfiles import convert_dota, convert_yolo
 from shipdet.datasets.voc import convert_voc
-
 from shipdet.errors import ConfigError, DatasetFormatError
 from shipdet.formats import from_yolo_lines
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import shapely
 from PIL import Image
+
 from shipdet.datasets.airbus import convert_airbus, rle_encode
 from shipdet.datasets.classmap import ClassMap
 from shipdet.datasets.coco import convert_coco
 from shipdet.datasets.labelfiles import convert_dota, convert_yolo
 from shipdet.datasets.writer import read_manifest
-
 from shipdet.formats import from_yolo_lines
 
 # A diagonal hull with pointed ends (pixels x, y): bow at (10, 10), stern at (42, 42), beam about 4 px.

@@ -6,12 +6,12 @@ import yaml
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shipdet.datasets.merge import merge_sets
 from shipdet.datasets.split import assign_groups
 from shipdet.datasets.synth import SynthConfig, make_scene
 from shipdet.datasets.synth_set import write_synth_set
 from shipdet.datasets.xview import convert_xview
-
 from shipdet.formats import from_yolo_lines
 from tests.conftest import write_geotiff
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+
 from shipdet.serve.app import create_app
 from shipdet.serve.settings import ServeSettings
-
 from tests.fake_model import detect_model
 
 

@@ -7,9 +7,9 @@ import time
 import httpx
 import numpy as np
 import pytest
-from shipdet.serve.settings import ServeSettings
 
 from shipdet.errors import ConfigError
+from shipdet.serve.settings import ServeSettings
 from tests.serve.conftest import live_server
 from tests.serve.images import jpeg, png, png_declaring, tiff, tiff_bomb
 
@@ -216,7 +216,6 @@ def test_model_that_fails_to_load_leaves_service_alive_not_ready(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"junk")
     from shipdet.serve.app import create_app
-
     from tests.serve.conftest import LiveServer
 
     server = LiveServer(create_app(ServeSettings(model=bad)))

@@ -1,0 +1,60 @@
+"""The detection parameters every protocol accepts, declared once: `/v1` reads them from the query string, `/v2`
+from its request's `parameters`, and both validate them before anything is decoded or batched."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shipdet.serve.batcher import DetectParams
+from shipdet.serve.errors import ApiError
+
+
+class DetectParameters(BaseModel):
+    """Per-request detection parameters (None: the service's default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conf: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="Confidence threshold.")
+    iou: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="NMS IoU threshold.")
+    classes: list[int] | None = Field(None, description="Class ids to keep.")
+    max_det: int = Field(300, ge=1, le=3000, description="Most detections per tile.")
+    gsd: float | None = Field(None, ge=0.01, le=1000, allow_inf_nan=False, description=(
+        "Metres per pixel of the tile (default: from a GeoTIFF's or the given georeference): a tile outside the "
+        "model's scale range is resampled into it and its boxes mapped back."))
+    geometry: Literal["point", "box"] = Field("point", description="GeoJSON geometry.")
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the query string's `0,2`
+            if not value.replace(",", "").isdigit():
+                raise ValueError("classes are non-negative ids separated by commas, e.g. 0,2")
+            return [int(c) for c in value.split(",")]
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _non_negative(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 0 or len(value) > 1000):
+            raise ValueError("classes are 1 to 1000 non-negative ids")
+        return value
+
+    def batch_params(self, default_conf: float, default_iou: float) -> DetectParams:
+        return DetectParams(self.conf if self.conf is not None else default_conf,
+                            self.iou if self.iou is not None else default_iou, self.classes, self.max_det)
+
+
+def parse_parameters(raw: Any, status: int = 422) -> DetectParameters:
+    """Validate protocol-supplied parameters; a bad one is this request's error, with every problem named."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ApiError(status, "invalid_request", "parameters must be an object of name: value")
+    try:
+        return DetectParameters.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        problems = "; ".join(f"{'.'.join(e['loc']) or 'parameters'}: {e['msg']}" for e in errors)
+        raise ApiError(status, "invalid_request", f"invalid parameters: {problems}", {"errors": errors}) from None
