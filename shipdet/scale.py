@@ -101,6 +101,8 @@ def scaled_windows(width: int, height: int, tile: int, overlap: int, grid: str, 
 
 
 class WindowDetector(Protocol):
+    """The part of `shipdet.inference.detector.Detector` the scale path needs (no import cycle)."""
+
     def detect(self, images: Sequence[NDArray[np.uint8]], conf: float = 0.25, iou: float = 0.45
                ) -> list[Detections]: ...
 

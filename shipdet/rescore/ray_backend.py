@@ -115,7 +115,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
                 obb = batch["obb"][i]
                 dets = Detections(batch["xyxy"][i][None], np.array([batch["score"][i]]),
                                   np.array([batch["class_id"][i]]),
-                                  obb=None if np.isnan(obb).any() else obb[None], class_names=names)
+                                  obb=None if np.isnan(obb).any() else obb[None], class_names=dict(names))
                 by_window[(int(batch["scene"][i]), w)].append(dets.shifted(w.col, w.row))
     for index, scene in opened.items():
         try:

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shipdet.detections import Detections
 from shipdet.errors import ConfigError
 from shipdet.georef import georeference
+from shipdet.inference.detector import Detector
 from shipdet.progress import progress
 from shipdet.rescore.scene import Scene, open_scene
 from shipdet.rescore.sources import SceneSource
@@ -109,7 +110,7 @@ class ScoredScene:
     factor: float           # the resampling applied before tiling (1: none)
 
 
-def scene_factor(engine: Any, scene: Scene, params: RescoreParams) -> tuple[float | None, float]:
+def scene_factor(engine: Detector, scene: Scene, params: RescoreParams) -> tuple[float | None, float]:
     """(GSD, resampling factor) of a scene: the GSD given or read from its georeference, brought into the model's
     scale range; factor 1 when either is unknown or resampling is off."""
     gsd = params.gsd if params.gsd is not None else scene.gsd_m()
@@ -121,12 +122,12 @@ def scene_factor(engine: Any, scene: Scene, params: RescoreParams) -> tuple[floa
     return gsd, scale_range.factor_for(gsd)
 
 
-def scene_windows(engine: Any, scene: Scene, params: RescoreParams, factor: float) -> list[Window]:
+def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor: float) -> list[Window]:
     tile = params.tile or engine.input_size[0]
     return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
 
 
-def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> ScoredScene:
+def detect_scene(engine: Detector, scene: Scene, params: RescoreParams) -> ScoredScene:
     """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
     batched inference, seam merge. Windows without any data are not scored."""
     gsd, factor = scene_factor(engine, scene, params)
@@ -153,7 +154,7 @@ def detect_scene(engine: Any, scene: Scene, params: RescoreParams) -> ScoredScen
 class RescoreRun:
     """One output folder: scenes/<id>.parquet, manifest.jsonl, failures.jsonl, scenes and combined tables."""
 
-    def __init__(self, out: Path, engine: Any, params: RescoreParams) -> None:
+    def __init__(self, out: Path, engine: Detector, params: RescoreParams) -> None:
         self.out = out
         self.engine = engine
         self.params = params

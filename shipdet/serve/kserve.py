@@ -25,9 +25,10 @@ from pydantic import BaseModel
 
 from shipdet.errors import ShipdetError
 from shipdet.serve.auth import require_api_key
+from shipdet.serve.dataplane import detect_tile
 from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import parse_parameters
-from shipdet.serve.routes import detect_tile, state
+from shipdet.serve.state import service
 
 
 class ProtocolError(BaseModel):
@@ -50,7 +51,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _model_or_404(request: Request, name: str) -> Any:
-    svc = state(request)
+    svc = service(request)
     engine = svc.engine_or_503()
     if name != engine.info.name:
         raise ApiError(404, "not_found", f"model {name!r} is not served (this server serves {engine.info.name!r})")
@@ -64,7 +65,7 @@ async def live() -> dict[str, bool]:
 
 @router.get("/health/ready", responses=_doc(503))
 async def ready(request: Request) -> JSONResponse:
-    svc = state(request)
+    svc = service(request)
     ok = svc.ready and not svc.draining
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
@@ -184,7 +185,7 @@ async def infer(request: Request, name: str) -> Response:
             raise ApiError(413, "too_many_tiles", f"{len(images)} images sent, at most {svc.settings.max_tiles} "
                                                   "per request")
         results = await asyncio.gather(*(detect_tile(svc, image, params) for image in images))
-        dets = [r["_dets"] for r in results]
+        dets = [r.detections for r in results]
         tensors = {
             "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
             "scores": np.concatenate([d.score for d in dets]).astype(np.float32),

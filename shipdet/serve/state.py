@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
 
 from shipdet.inference.engine import Engine
 from shipdet.serve.batcher import DynamicBatcher
@@ -49,3 +51,12 @@ class ServiceState:
                         streams=s.streams, verify=s.verify_sha256)
         engine.warmup()
         return engine
+
+
+def service(request: Request) -> ServiceState:
+    """The running service's state (a FastAPI dependency: `Service` in a route's signature)."""
+    svc: ServiceState = request.app.state.service
+    return svc
+
+
+Service = Annotated[ServiceState, Depends(service)]

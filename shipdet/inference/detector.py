@@ -1,0 +1,43 @@
+"""What every consumer of a detector relies on: the serving engine implements it, and so do the test fakes.
+Re-scoring, evaluation and the scale path type their detector with it, never `Any`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shipdet.detections import Detections
+from shipdet.scale import ScaleRange
+
+
+class ModelDescription(Protocol):
+    """The facts of a loaded model that its users read (`shipdet.inference.model.ModelInfo` has them all)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+    @property
+    def names(self) -> Mapping[int, str]: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def scale_range(self) -> ScaleRange | None: ...
+
+
+class Detector(Protocol):
+    """Images (H, W, 3 uint8) in, one `Detections` each out, in each image's own pixels."""
+
+    @property
+    def info(self) -> ModelDescription: ...
+    @property
+    def input_size(self) -> tuple[int, int]: ...
+
+    def detect(self, images: Sequence[NDArray[np.uint8]], conf: float = 0.25, iou: float = 0.45
+               ) -> list[Detections]: ...

@@ -1,0 +1,138 @@
+"""The one request path every protocol shares (KServe's data plane): a tile's bytes and validated parameters in,
+a typed `TileResult` out. `/v1` and `/v2` only parse their protocol into `DetectParameters` and render the result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shipdet.detections import Detections
+from shipdet.georef import GeoReference, georeference
+from shipdet.inference.decode import DecodedImage, decode_image
+from shipdet.inference.postprocess import Letterbox, letterbox_into
+from shipdet.scale import ScaleRange, resample, resampled_size
+from shipdet.serve.batcher import QueueFullError
+from shipdet.serve.errors import ApiError
+from shipdet.serve.params import DetectParameters
+from shipdet.serve.state import ServiceState
+from shipdet.tiling import Window, merge_windows, tile_windows
+
+SEAM_OVERLAP = 64  # pixels shared by neighbouring windows of a resampled tile
+
+
+@dataclass
+class TileResult:
+    """One tile's answer: detections in the tile's own pixels (georeferenced where it is), and what was done."""
+
+    detections: Detections
+    ref: GeoReference | None
+    width: int
+    height: int
+    bands: int
+    source_dtype: str
+    gsd_m: float | None
+    factor: float
+    windows: int
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON fields every protocol may report beside the detections."""
+        return {"image": {"width": self.width, "height": self.height, "bands": self.bands,
+                          "dtype": self.source_dtype, "georeferenced": self.ref is not None},
+                "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows},
+                "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
+
+
+def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampled: bool) -> list[Window]:
+    """The tile whole (letterboxed, as it always was), or model-sized windows where resampling made it larger
+    than the model's input (letterboxing it would undo the resampling)."""
+    height, width = pixels.shape[:2]
+    side = min(input_size)
+    if not resampled or (width <= input_size[1] and height <= input_size[0]):
+        return [Window(0, 0, width, height)]
+    return tile_windows(width, height, side, min(SEAM_OVERLAP, side // 4))
+
+
+def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference | None, max_pixels: int,
+                 input_size: tuple[int, int], scale_range: ScaleRange | None) -> PreparedTile:
+    """Decode, resample into the model's scale range where the GSD is known, and letterbox each window: all of a
+    tile's CPU work before it joins a batch (in a decode thread)."""
+    decoded = decode_image(data, max_pixels)
+    ref = given_ref or decoded.georef
+    height, width = decoded.pixels.shape[:2]
+    if ref is not None:
+        lon, lat = ref.pixel_to_lonlat([0, width, 0, width], [0, 0, height, height])
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all() and (np.abs(lat) <= 90).all()):
+            raise ApiError(422, "bad_georeference", "the georeference places the tile outside the Earth",
+                           {"hint": "check the transform's units against the CRS"})
+    gsd = params.gsd if params.gsd is not None else (ref.gsd_m(width / 2, height / 2) if ref is not None else None)
+    factor = scale_range.factor_for(gsd) if scale_range is not None else 1.0
+    pixels = decoded.pixels
+    if factor != 1.0:
+        new_w, new_h = resampled_size(width, height, factor)
+        if new_w * new_h > max_pixels:
+            raise ApiError(413, "image_too_large", f"resampled x{factor:.2f} for its GSD ({gsd:g} m), the tile "
+                           f"would be {new_w}x{new_h} pixels, over the limit of {max_pixels}",
+                           {"max_pixels": max_pixels, "scale_factor": factor})
+        pixels = resample(pixels, factor)
+    windows = plan_windows(pixels, input_size, factor != 1.0)
+    tensors = []
+    for win in windows:
+        crop = pixels[win.row:win.row + win.height, win.col:win.col + win.width]
+        tensor = np.empty((3, *input_size), dtype=np.float32)
+        tensors.append((tensor, letterbox_into(crop, tensor, input_size)))
+    return PreparedTile(decoded, ref, gsd, factor, (pixels.shape[1], pixels.shape[0]), windows, tensors)
+
+
+@dataclass
+class PreparedTile:
+    decoded: DecodedImage
+    ref: GeoReference | None
+    gsd_m: float | None
+    factor: float
+    scored_size: tuple[int, int]  # width, height after resampling
+    windows: list[Window]
+    tensors: list[tuple[NDArray[np.float32], Letterbox]]
+
+
+async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given_ref: GeoReference | None = None
+                      ) -> TileResult:
+    """One tile through the one request path every protocol shares: decode, resample, letterbox, batch."""
+    started = time.perf_counter()
+    engine = svc.engine_or_503()
+    batcher = svc.batcher
+    assert batcher is not None  # engine_or_503 guarantees it
+    loop = asyncio.get_running_loop()
+    with batcher.announce():
+        tile = await loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref,
+                                          svc.settings.max_pixels, engine.input_size, engine.info.scale_range)
+    params = q.batch_params(svc.settings.conf, svc.settings.iou)
+    try:
+        results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(t, box, params) for t, box in tile.tensors)),
+                                         svc.settings.request_timeout_s)
+    except QueueFullError:
+        svc.metrics.reject("queue_full")
+        raise ApiError(503, "queue_full", "the model's queue is full, retry shortly",
+                       {"queue_size": svc.settings.queue_size}, headers={"Retry-After": "1"}) from None
+    except TimeoutError:
+        svc.metrics.reject("deadline")
+        raise ApiError(504, "deadline_exceeded", f"no result within {svc.settings.request_timeout_s} s") from None
+    dets, timing = results[0]
+    if len(tile.windows) > 1:
+        per_window = [(win, d.shifted(win.col, win.row)) for win, (d, _) in zip(tile.windows, results, strict=True)]
+        dets = merge_windows(per_window, tile.scored_size, iou_threshold=params.iou)
+        timing = {k: max(t[k] for _, t in results) for k in timing}
+    height, width = tile.decoded.pixels.shape[:2]
+    if tile.factor != 1.0:
+        dets = dets.scaled(width / tile.scored_size[0], height / tile.scored_size[1])
+    if tile.ref is not None:
+        dets = georeference(dets, tile.ref)
+    timing["total"] = (time.perf_counter() - started) * 1000
+    decoded = tile.decoded
+    return TileResult(dets, tile.ref, int(width), int(height), decoded.bands, decoded.source_dtype, tile.gsd_m,
+                      tile.factor, len(tile.windows), timing)
