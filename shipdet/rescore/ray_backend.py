@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.rescore.run import RescoreRun, ScoredScene, scene_factor, scene_windows
+from shipdet.rescore.run import RescoreRun, RunCounts, ScoredScene, scene_factor, scene_windows
 from shipdet.rescore.scene import open_scene
 from shipdet.rescore.sources import SceneSource
 from shipdet.scale import detect_resampled
@@ -71,14 +71,14 @@ class WindowScorer:
 
 
 def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None = None, actors: int = 2,
-               num_gpus: float = 0.0, providers: tuple[str, ...] = ("cuda", "cpu")) -> dict[str, int]:
+               num_gpus: float = 0.0, providers: tuple[str, ...] = ("cuda", "cpu")) -> RunCounts:
     """Score the scenes `run` has not finished on a Ray cluster (`address`) or a local Ray instance."""
     import ray
 
     ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
              num_cpus=None if address else max(actors, 1))
     pending = run.pending(sources)
-    counts = {"done": 0, "skipped": len(sources) - len(pending), "failed": 0, "tiles": 0}
+    counts = RunCounts(done=0, skipped=len(sources) - len(pending), failed=0, tiles=0, seconds=0)
     specs: dict[int, dict[str, Any]] = {}
     rows = []
     opened = {}

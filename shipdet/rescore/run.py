@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -100,6 +100,19 @@ def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[
 
     threading.Thread(target=work, daemon=True, name=f"read-{scene.source.scene_id}").start()
     return out
+
+
+Decision = Literal["score", "skip", "failed", "missing"]
+
+
+class RunCounts(TypedDict):
+    """What a run did: scenes scored, skipped (done before), failed (now or before); tiles scored; seconds."""
+
+    done: int
+    skipped: int
+    failed: int
+    tiles: int
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -217,22 +230,25 @@ class RescoreRun:
         self._append(self.manifest, {**info, "status": "done"})  # only after the output is safely in place
         return info
 
+    def decide(self, source: SceneSource, done: dict[str, dict[str, Any]], failed: dict[str, dict[str, Any]],
+               retry_failed: bool) -> tuple[Decision, str]:
+        """The one place that says what becomes of a scene, and its key: `score` it, `skip` it (done with this model
+        and these parameters, its table in place), leave it `failed` (failed before, no --retry-failed), or record
+        it `missing` (a file cannot be read)."""
+        try:
+            key = scene_key(source, self.engine.info.sha256, self.params_hash)
+        except OSError:
+            return "missing", f"missing:{source.scene_id}"
+        if key in done and (self.out / done[key]["output"]).is_file():
+            return "skip", key
+        if key in failed and not retry_failed:
+            return "failed", key
+        return "score", key
+
     def pending(self, sources: list[SceneSource], retry_failed: bool = False) -> list[SceneSource]:
-        """The scenes this run still has to do (not done with this model and parameters, not failed before)."""
+        """The scenes this run still has to do (a missing file is left to processing, which records it)."""
         done, failed = self._records(self.manifest), self._records(self.failures)
-        todo = []
-        for source in sources:
-            try:
-                key = scene_key(source, self.engine.info.sha256, self.params_hash)
-            except OSError:
-                todo.append(source)  # missing file: processing records the failure
-                continue
-            if key in done and (self.out / done[key]["output"]).is_file():
-                continue
-            if key in failed and not retry_failed:
-                continue
-            todo.append(source)
-        return todo
+        return [s for s in sources if self.decide(s, done, failed, retry_failed)[0] in ("score", "missing")]
 
     def fail(self, source: SceneSource, exc: Exception) -> None:
         try:
@@ -243,28 +259,20 @@ class RescoreRun:
         self._append(self.failures, {"key": key, "scene_id": source.scene_id, "status": "failed",
                                      "path": "|".join(map(str, source.paths)), "error": f"{type(exc).__name__}: {exc}"})
 
-    def run(self, sources: list[SceneSource], retry_failed: bool = False) -> dict[str, int]:
-        sha = self.engine.info.sha256
+    def run(self, sources: list[SceneSource], retry_failed: bool = False) -> RunCounts:
         done, failed = self._records(self.manifest), self._records(self.failures)
-        counts = {"done": 0, "skipped": 0, "failed": 0, "tiles": 0}
+        counts = RunCounts(done=0, skipped=0, failed=0, tiles=0, seconds=0)
         started = time.perf_counter()
         scoring = 0.0
         bar = progress(sources, desc="scenes", unit="scene", total=len(sources))
         for source in bar:
-            try:
-                key = scene_key(source, sha, self.params_hash)
-            except OSError as exc:
-                key = f"missing:{source.scene_id}"
-                failed_before = key in failed
-                if not failed_before:
-                    self._append(self.failures, {"key": key, "scene_id": source.scene_id, "status": "failed",
-                                                 "path": "|".join(map(str, source.paths)), "error": str(exc)})
-                counts["failed"] += 1
-                continue
-            if key in done and (self.out / done[key]["output"]).is_file():
+            decision, key = self.decide(source, done, failed, retry_failed)
+            if decision == "skip":
                 counts["skipped"] += 1
                 continue
-            if key in failed and not retry_failed:
+            if decision != "score":
+                if decision == "missing" and key not in failed:
+                    self.fail(source, FileNotFoundError(f"cannot read {', '.join(map(str, source.paths))}"))
                 counts["failed"] += 1
                 continue
             try:
