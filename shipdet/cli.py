@@ -61,10 +61,13 @@ def main() -> None:
         typer.echo("hint: see `shipdet COMMAND --help`; settings also come from SHIPDET_* environment variables",
                    err=True)
         sys.exit(2)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors (typer's own click) arrive here in non-standalone mode
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.secho("error: no command given", fg="red", err=True)
+            typer.echo("hint: `shipdet --help` lists the commands", err=True)
+            sys.exit(2)
+        if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            typer.secho(f"error: {exc.format_message()}", fg="red", err=True)  # type: ignore[attr-defined]
+            typer.echo("hint: see `shipdet --help` or `shipdet COMMAND --help`", err=True)
+            sys.exit(2)
         raise

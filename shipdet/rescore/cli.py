@@ -48,11 +48,11 @@ def register(app: typer.Typer) -> None:
 
         if backend not in ("local", "ray"):
             raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
-        scenes = resolve_sources(sources)
         given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "grid": grid,
                                   "cloud_band": cloud_band, "crs": crs, "max_batch": batch, "gsd": gsd,
                                   "resample": resample, "scale": scale}
-        params = RescoreParams(**{k: v for k, v in given.items() if v is not None})
+        params = RescoreParams(**{k: v for k, v in given.items() if v is not None})  # refused before any work
+        scenes = resolve_sources(sources)
         engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],
                         max_batch=params.max_batch)
         run = RescoreRun(out, engine, params)

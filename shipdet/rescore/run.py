@@ -37,18 +37,18 @@ class RescoreParams(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHIPDET_RESCORE_", frozen=True, extra="forbid")
 
-    conf: float = 0.25
-    iou: float = 0.45
-    tile: int = 0            # 0: the model's input size
-    overlap: int = 64
+    conf: float = Field(0.25, ge=0, le=1, allow_inf_nan=False)
+    iou: float = Field(0.45, ge=0, le=1, allow_inf_nan=False)
+    tile: int = Field(0, ge=0, le=8192)  # 0: the model's input size
+    overlap: int = Field(64, ge=0, le=4096)
     grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices
     cloud_band: int | None = None
     crs: str | None = None   # CRS of scenes placed by a world file without a .prj (e.g. EPSG:32633)
     gsd: float | None = None  # metres per pixel of every scene (default: from each scene's georeference)
     resample: bool = True    # resample scenes of known GSD into the model's scale range (shipdet.scale)
     scale: float | None = Field(None, ge=0.125, le=8)  # a fixed resampling factor instead (comparing scales)
-    max_batch: int = 8
-    readahead: int = 16      # windows read ahead of inference
+    max_batch: int = Field(8, ge=1, le=1024)
+    readahead: int = Field(16, ge=1, le=1024)  # windows read ahead of inference
 
     @field_validator("gsd")
     @classmethod

@@ -48,4 +48,9 @@ def register(app: typer.Typer) -> None:
                  "max_delay_ms": max_delay_ms,
                  "providers": [p.strip() for p in providers.split(",")] if providers else None}
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+        if not settings.model.is_file():  # refused at once, not after the server has started
+            from shipdet.errors import ModelLoadError
+
+            raise ModelLoadError(f"model not found at {settings.model}",
+                                 "export one with `shipdet export`, or leave --model out for the bundled one")
         run_server(create_app(settings), settings.host, settings.port, settings.shutdown_grace_s, log_level)

@@ -1,0 +1,35 @@
+"""Usage errors are one line and exit status 2, never a traceback; bad settings are refused before any work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def shipdet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shipdet", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--bogus"], "No such option"),
+    (["frobnicate"], "No such command"),
+    (["train", "--epochs", "abc"], "--epochs"),
+    (["rescore", "nowhere", "--out", "o", "--conf", "5"], "conf"),
+    (["serve", "--model", "missing.onnx"], "model not found at missing.onnx"),
+    (["datasets", "yolo", "a", "b", "--out", "o", "--group", "("], "not a regular expression"),
+])
+def test_usage_errors_are_one_clear_line(tmp_path: Path, args: list[str], says: str) -> None:
+    result = shipdet(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and says in result.stderr
+    assert result.stderr.splitlines()[0].startswith("error: ")
+
+
+def test_bare_command_shows_the_commands_and_exits_2(tmp_path: Path) -> None:
+    result = shipdet(cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    assert "rescore" in result.stdout + result.stderr
