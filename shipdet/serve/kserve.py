@@ -13,9 +13,7 @@ Errors follow the protocol: {"error": "<message>"} with a 4xx/5xx status.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import struct
 from typing import Any
 
 import numpy as np
@@ -29,6 +27,7 @@ from shipdet.serve.dataplane import detect_tile
 from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import parse_parameters
 from shipdet.serve.state import service
+from shipdet.serve.v2codec import encode_outputs, parse_request
 
 
 class ProtocolError(BaseModel):
@@ -98,74 +97,6 @@ async def model_ready(request: Request, name: str) -> JSONResponse:
                         status_code=200 if svc.ready and not svc.draining else 503)
 
 
-def _bytes_elements(raw: bytes) -> list[bytes]:
-    out, offset = [], 0
-    while offset < len(raw):
-        if offset + 4 > len(raw):
-            raise ValueError("truncated BYTES element length")
-        (n,) = struct.unpack_from("<I", raw, offset)
-        offset += 4
-        if offset + n > len(raw):
-            raise ValueError("BYTES element longer than the data")
-        out.append(raw[offset:offset + n])
-        offset += n
-    return out
-
-
-def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
-    """The JSON header and the images of an infer request (JSON or binary tensor data extension)."""
-    split = int(header_length) if header_length else len(body)
-    if not 0 <= split <= len(body):
-        raise ValueError(f"Inference-Header-Content-Length {split} is outside the body ({len(body)} bytes)")
-    header = json.loads(body[:split])
-    if not isinstance(header, dict):
-        raise ValueError("the request must be a JSON object")
-    binary = body[split:]
-    inputs = header.get("inputs") or []
-    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
-        raise ValueError("'inputs' must be a list of tensor objects")
-    images_input = next((i for i in inputs if i.get("name") == "images"), None)
-    if images_input is None or images_input.get("datatype") != "BYTES":
-        raise ValueError("the request needs one input named 'images' of datatype BYTES")
-    offset = 0
-    for item in inputs:  # binary inputs follow the header in the order of the inputs
-        size = int((item.get("parameters") or {}).get("binary_data_size", 0))
-        if item is images_input:
-            if size:
-                images = _bytes_elements(binary[offset:offset + size])
-            else:
-                images = [base64.b64decode(s, validate=True) for s in np.asarray(item["data"]).reshape(-1)]
-        offset += size
-    shape = images_input.get("shape") or [len(images)]
-    if not isinstance(shape, list) or not all(isinstance(v, int) and 0 <= v <= 1 << 20 for v in shape):
-        raise ValueError("'images' shape must be a list of non-negative integers")
-    expected = int(np.prod(shape))
-    if expected != len(images):
-        raise ValueError(f"'images' has shape {images_input.get('shape')} but holds {len(images)} elements")
-    return header, images
-
-
-def _outputs(tensors: dict[str, np.ndarray], requested: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
-    wanted = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in requested} or \
-        dict.fromkeys(tensors, False)
-    unknown = sorted(set(wanted) - set(tensors))
-    if unknown:
-        raise ValueError(f"unknown output(s): {', '.join(unknown)}")
-    entries, blobs = [], []
-    for name, binary in wanted.items():
-        arr = tensors[name]
-        entry: dict[str, Any] = {"name": name, "datatype": "FP32" if arr.dtype == np.float32 else "INT32",
-                                 "shape": list(arr.shape)}
-        if binary:
-            blob = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = arr.reshape(-1).tolist()
-        entries.append(entry)
-    return {"outputs": entries}, b"".join(blobs)
-
-
 @router.post("/models/{name}/infer", dependencies=[Depends(require_api_key)],
              responses=_doc(400, 401, 404, 413, 503, 504),
              openapi_extra={"requestBody": {"required": True, "content": {
@@ -195,7 +126,7 @@ async def infer(request: Request, name: str) -> Response:
         }
         if engine.info.task == "obb":
             tensors["obb"] = np.concatenate([d.obb for d in dets]).astype(np.float32).reshape(-1, 5)
-        body, blob = _outputs(tensors, header.get("outputs") or [])
+        body, blob = encode_outputs(tensors, header.get("outputs") or [])
     except (ApiError, ShipdetError) as exc:
         known = classify(exc)
         if known is None:

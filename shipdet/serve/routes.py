@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from shipdet.serve.params import DetectParameters, parse_parameters
 from shipdet.serve.schemas import BATCH_BODY, ERRORS, IMAGE_BODY, BatchResponse, DetectResponse, ErrorResponse
 from shipdet.serve.state import Service, ServiceState
 
+BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
+MAX_FORM_FIELDS = 8  # non-file parts a multipart request may carry beside its tiles
 IMAGE_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/tiff", "application/octet-stream"}
 DETECT_PARAMS = {"conf", "iou", "classes", "transform", "crs", "geometry", "max_det", "gsd"}
 
@@ -69,13 +72,19 @@ class DetectQuery:
 
 async def read_tiles(request: Request, max_tiles: int) -> list[tuple[str, bytes]]:
     """The image(s) of a request: a raw image body, or the files of a multipart form."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    header = request.headers.get("content-type", "")
+    ctype = header.split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
+        # Parts are counted before parsing (the body is already bounded), so that the parser's own limits are
+        # never what refuses a request: any error it raises is a malformed body.
+        found = BOUNDARY.search(header)
+        parts = (await request.body()).count(b"--" + found.group(1).encode()) - 1 if found else 0
+        if parts > max_tiles + MAX_FORM_FIELDS:
+            raise ApiError(413, "too_many_tiles", f"{parts} parts sent, at most {max_tiles} tiles per request",
+                           {"max_tiles": max_tiles})
         try:
-            form = await request.form(max_files=max_tiles + 1, max_fields=max_tiles + 8)
-        except Exception as exc:  # starlette's multipart errors: malformed, too many parts
-            if "Too many files" in str(exc):
-                raise ApiError(413, "too_many_tiles", f"at most {max_tiles} tiles per request") from None
+            form = await request.form(max_files=max_tiles + MAX_FORM_FIELDS, max_fields=max_tiles + MAX_FORM_FIELDS)
+        except Exception as exc:  # starlette's multipart errors
             raise ApiError(422, "bad_multipart", f"malformed multipart body: {exc}") from None
         files = [(str(getattr(v, "filename", "") or k), await v.read()) for k, v in form.multi_items()
                  if hasattr(v, "read")]

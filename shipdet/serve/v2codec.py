@@ -1,0 +1,81 @@
+"""The Open Inference Protocol's codec, apart from its endpoints: an infer request's JSON header and images (plain
+JSON with base64 elements, or the binary tensor data extension), and the response's output tensors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+
+def _bytes_elements(raw: bytes) -> list[bytes]:
+    out, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise ValueError("truncated BYTES element length")
+        (n,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + n > len(raw):
+            raise ValueError("BYTES element longer than the data")
+        out.append(raw[offset:offset + n])
+        offset += n
+    return out
+
+
+def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any], list[bytes]]:
+    """The JSON header and the images of an infer request (JSON or binary tensor data extension)."""
+    split = int(header_length) if header_length else len(body)
+    if not 0 <= split <= len(body):
+        raise ValueError(f"Inference-Header-Content-Length {split} is outside the body ({len(body)} bytes)")
+    header = json.loads(body[:split])
+    if not isinstance(header, dict):
+        raise ValueError("the request must be a JSON object")
+    binary = body[split:]
+    inputs = header.get("inputs") or []
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        raise ValueError("'inputs' must be a list of tensor objects")
+    images_input = next((i for i in inputs if i.get("name") == "images"), None)
+    if images_input is None or images_input.get("datatype") != "BYTES":
+        raise ValueError("the request needs one input named 'images' of datatype BYTES")
+    offset = 0
+    for item in inputs:  # binary inputs follow the header in the order of the inputs
+        size = int((item.get("parameters") or {}).get("binary_data_size", 0))
+        if item is images_input:
+            if size:
+                images = _bytes_elements(binary[offset:offset + size])
+            else:
+                images = [base64.b64decode(s, validate=True) for s in np.asarray(item["data"]).reshape(-1)]
+        offset += size
+    shape = images_input.get("shape") or [len(images)]
+    if not isinstance(shape, list) or not all(isinstance(v, int) and 0 <= v <= 1 << 20 for v in shape):
+        raise ValueError("'images' shape must be a list of non-negative integers")
+    expected = int(np.prod(shape))
+    if expected != len(images):
+        raise ValueError(f"'images' has shape {images_input.get('shape')} but holds {len(images)} elements")
+    return header, images
+
+
+def encode_outputs(tensors: dict[str, np.ndarray], requested: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
+    """The response's `outputs` header and its binary tail: each requested output as JSON data or, where the
+    client asked for binary data, little-endian bytes after the header (all outputs when none was named)."""
+    wanted = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in requested} or \
+        dict.fromkeys(tensors, False)
+    unknown = sorted(set(wanted) - set(tensors))
+    if unknown:
+        raise ValueError(f"unknown output(s): {', '.join(unknown)}")
+    entries, blobs = [], []
+    for name, binary in wanted.items():
+        arr = tensors[name]
+        entry: dict[str, Any] = {"name": name, "datatype": "FP32" if arr.dtype == np.float32 else "INT32",
+                                 "shape": list(arr.shape)}
+        if binary:
+            blob = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = arr.reshape(-1).tolist()
+        entries.append(entry)
+    return {"outputs": entries}, b"".join(blobs)
