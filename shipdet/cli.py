@@ -52,7 +52,8 @@ def main() -> None:
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code if isinstance(code, int) else 0)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("interrupted", fg="red", err=True)
         sys.exit(130)
     except ValidationError as exc:  # a setting from an option or a SHIPDET_* variable that does not validate
         for err in exc.errors():

@@ -263,8 +263,22 @@ class RescoreRun:
         done, failed = self._records(self.manifest), self._records(self.failures)
         counts = RunCounts(done=0, skipped=0, failed=0, tiles=0, seconds=0)
         started = time.perf_counter()
-        scoring = 0.0
         bar = progress(sources, desc="scenes", unit="scene", total=len(sources))
+        try:
+            self._score_all(bar, done, failed, retry_failed, counts)
+        except KeyboardInterrupt:  # Ctrl-C: the tables still describe every scene finished so far
+            log.warning("interrupted: writing the tables of the %d scenes done", counts["done"])
+            self.write_tables()
+            raise
+        self.write_tables()
+        elapsed = time.perf_counter() - started
+        counts["seconds"] = round(elapsed)
+        log.info("rescore: %s (%.1f tiles/s)", counts, counts["tiles"] / elapsed if elapsed else 0.0)
+        return counts
+
+    def _score_all(self, bar: Any, done: dict[str, dict[str, Any]], failed: dict[str, dict[str, Any]],
+                   retry_failed: bool, counts: RunCounts) -> None:
+        scoring = 0.0
         for source in bar:
             decision, key = self.decide(source, done, failed, retry_failed)
             if decision == "skip":
@@ -287,11 +301,6 @@ class RescoreRun:
             except Exception as exc:  # one bad scene is recorded and the others go on
                 self.fail(source, exc)
                 counts["failed"] += 1
-        self.write_tables()
-        elapsed = time.perf_counter() - started
-        counts["seconds"] = round(elapsed)
-        log.info("rescore: %s (%.1f tiles/s)", counts, counts["tiles"] / elapsed if elapsed else 0.0)
-        return counts
 
     def write_tables(self) -> None:
         """The scenes table and the combined detections table, rebuilt from what the manifest holds."""

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 
 from shipdet import __version__
 from shipdet.inference.engine import Engine
+from shipdet.serve.auth import FailedAttempts, require_api_key
 from shipdet.serve.batcher import DynamicBatcher
 from shipdet.serve.errors import install_error_handlers
 from shipdet.serve.kserve import router as kserve_router
@@ -55,10 +57,20 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
             await svc.batcher.stop()
         svc.decode_pool.shutdown(wait=False, cancel_futures=True)
 
+    keys = settings.keys()
+    protect = bool(keys) and settings.protect_operations
     app = FastAPI(title="shipdet", version=__version__, lifespan=lifespan,
-                  description="Ship detection on satellite image tiles. Errors: {error: {code, message, detail}}.")
+                  description="Ship detection on satellite image tiles. Errors: {error: {code, message, detail}}.",
+                  docs_url=None if protect else "/docs", redoc_url=None if protect else "/redoc",
+                  openapi_url=None if protect else "/openapi.json")
     app.state.service = svc
-    app.state.api_keys = settings.keys()
+    app.state.api_keys = keys
+    app.state.protect_operations = protect
+    app.state.failed_keys = FailedAttempts(settings.max_failed_keys_per_minute)
+    if protect:  # the schema stays readable to key holders; the interactive docs are not served
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_api_key)])
+        async def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(kserve_router)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import time
+from collections import OrderedDict, deque
 
 from fastapi import Request
 
@@ -29,9 +31,55 @@ def check_key(presented: str | None, keys: list[str]) -> bool:
     return ok
 
 
+class FailedAttempts:
+    """Wrong or missing keys per client address over the last minute; a client past the limit is refused (429)
+    before its key is even compared, so guessing costs a minute per `limit` tries. Bounded memory: the oldest
+    clients are forgotten first."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, limit: int, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.max_clients = max_clients
+        self.by_client: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self.by_client.setdefault(client, deque())
+        self.by_client.move_to_end(client)
+        while times and now - times[0] > self.WINDOW_S:
+            times.popleft()
+        while len(self.by_client) > self.max_clients:
+            self.by_client.popitem(last=False)
+        return times
+
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until the client may try again, or None when it may now."""
+        now = time.monotonic()
+        times = self._recent(client, now)
+        return self.WINDOW_S - (now - times[0]) if len(times) >= self.limit else None
+
+    def record(self, client: str) -> None:
+        self._recent(client, time.monotonic()).append(time.monotonic())
+
+
 async def require_api_key(request: Request) -> None:
     keys: list[str] = request.app.state.api_keys
+    if not keys:
+        return
+    failures: FailedAttempts = request.app.state.failed_keys
+    client = request.client.host if request.client else "unknown"
+    wait = failures.retry_after(client)
+    if wait is not None:
+        raise ApiError(429, "too_many_failed_keys", "too many wrong or missing API keys from this address",
+                       {"retry_after_s": round(wait, 1)}, headers={"Retry-After": str(max(1, round(wait)))})
     if not check_key(presented_key(request), keys):
+        failures.record(client)
         raise ApiError(401, "unauthorized", "missing or wrong API key",
                        {"hint": "send X-API-Key: <key> or Authorization: Bearer <key>"},
                        headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_key_for_operations(request: Request) -> None:
+    """/metrics and the schema: open without keys, or when `protect_operations` is off."""
+    if request.app.state.protect_operations:
+        await require_api_key(request)

@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 
-def run_server(app: Any, host: str, port: int, grace_s: float, log_level: str = "info") -> None:
+def run_server(app: Any, host: str, port: int, grace_s: float, log_level: str = "info",
+               max_header_bytes: int = 16_384, keepalive_s: float = 5.0) -> None:
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
@@ -22,7 +23,8 @@ def run_server(app: Any, host: str, port: int, grace_s: float, log_level: str = 
     # so a drained shutdown on SIGTERM ends with status 0 (as orchestrators expect), not "killed by signal".
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(grace_s),
-                            access_log=False, proxy_headers=False)
+                            access_log=False, proxy_headers=False, h11_max_incomplete_event_size=max_header_bytes,
+                            timeout_keep_alive=max(1, round(keepalive_s)))
     DrainingServer(config).run()
 
 
@@ -53,4 +55,5 @@ def register(app: typer.Typer) -> None:
 
             raise ModelLoadError(f"model not found at {settings.model}",
                                  "export one with `shipdet export`, or leave --model out for the bundled one")
-        run_server(create_app(settings), settings.host, settings.port, settings.shutdown_grace_s, log_level)
+        run_server(create_app(settings), settings.host, settings.port, settings.shutdown_grace_s, log_level,
+                   settings.max_header_bytes, settings.keepalive_timeout_s)

@@ -108,13 +108,16 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     batcher = svc.batcher
     assert batcher is not None  # engine_or_503 guarantees it
     loop = asyncio.get_running_loop()
-    with batcher.announce():
-        tile = await loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref,
-                                          svc.settings.max_pixels, engine.input_size, engine.info.scale_range)
-    params = q.batch_params(svc.settings.conf, svc.settings.iou)
+    deadline = started + svc.settings.request_timeout_s  # one deadline for decoding and inference together
     try:
+        with batcher.announce():
+            tile = await asyncio.wait_for(
+                loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
+                                     engine.input_size, engine.info.scale_range),
+                max(deadline - time.perf_counter(), 0.001))
+        params = q.batch_params(svc.settings.conf, svc.settings.iou)
         results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(t, box, params) for t, box in tile.tensors)),
-                                         svc.settings.request_timeout_s)
+                                         max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
         svc.metrics.reject("queue_full")
         raise ApiError(503, "queue_full", "the model's queue is full, retry shortly",

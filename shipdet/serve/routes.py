@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shipdet.errors import ShipdetError
 from shipdet.formats import detection_records, to_geojson
 from shipdet.georef import GeoReference
-from shipdet.serve.auth import require_api_key
+from shipdet.serve.auth import require_api_key, require_key_for_operations
 from shipdet.serve.dataplane import TileResult, detect_tile
 from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import DetectParameters, parse_parameters
@@ -158,7 +158,19 @@ async def models(request: Request, svc: Service) -> dict[str, Any]:
     engine = svc.engine_or_503()
     info = engine.info
     return {"models": [{**svc.model_summary(), "task": info.task, "names": info.names,
-                        "input_size": list(info.imgsz), "providers": engine.providers, "card": info.card}]}
+                        "input_size": list(info.imgsz), "providers": engine.providers,
+                        "card": public_card(info.card)}]}
+
+
+def public_card(card: dict[str, Any]) -> dict[str, Any]:
+    """The model card as key holders see it: data, metrics, scale range, lineage commits; not the training
+    commands and local paths of the machines it was made on."""
+    public = {k: v for k, v in card.items() if k != "training"}
+    stages, record = [], card.get("training") or {}
+    while record:
+        stages.append({"git_commit": record.get("git_commit"), "dataset_sha256": record.get("dataset_sha256")})
+        record = record.get("parent") or {}
+    return {**public, "training_stages": stages}
 
 
 @router.get("/healthz", summary="Alive")
@@ -176,6 +188,7 @@ async def readyz(request: Request, svc: Service) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            dependencies=[Depends(require_key_for_operations)],
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition format"}})
 async def metrics(request: Request, svc: Service) -> Response:

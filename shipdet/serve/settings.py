@@ -48,6 +48,12 @@ class ServeSettings(BaseSettings):
     iou: float = Field(0.45, ge=0, le=1)
     decode_threads: int = Field(4, ge=1)
     shutdown_grace_s: float = Field(20.0, ge=0)
+    protect_operations: bool = Field(True, description="With keys set, /metrics and the OpenAPI schema need a key "
+                                                        "too, and the interactive docs are not served.")
+    max_failed_keys_per_minute: int = Field(20, ge=1, description="Wrong or missing keys a client may send in a "
+                                                                  "minute; beyond: 429 until the minute has passed.")
+    max_header_bytes: int = Field(16_384, ge=1024, description="Largest request head (uvicorn's h11 limit).")
+    keepalive_timeout_s: float = Field(5.0, gt=0, description="Idle keep-alive connections are closed after this.")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> ServeSettings:

@@ -282,3 +282,28 @@ def test_windows_without_data_are_not_scored(tmp_path):
     assert set(table.scene_id) == {"margin"}
     scenes = gpd.read_parquet(tmp_path / "out" / "scenes.parquet").set_index("scene_id")
     assert scenes.loc["blank", "valid_fraction"] == 0.0 and scenes.loc["blank", "n_detections"] == 0
+
+
+class _InterruptedEngine(ThresholdEngine):
+    """Ctrl-C arrives while the third scene is being scored."""
+
+    calls = 0
+
+    def detect(self, images, conf=0.25, iou=0.45):
+        scene_windows = 9  # 300 x 260 px in 128 px windows with 32 px overlap: 3 x 3
+        self.calls += 1
+        if self.calls > 2 * scene_windows / PARAMS.max_batch + 1:
+            raise KeyboardInterrupt
+        return super().detect(images, conf, iou)
+
+
+def test_ctrl_c_keeps_the_tables_of_the_scenes_finished(scenes, tmp_path):
+    run = RescoreRun(tmp_path / "out", _InterruptedEngine(), PARAMS)
+    with pytest.raises(KeyboardInterrupt):
+        run.run(resolve_sources([str(scenes)]))
+    table = pd.read_csv(tmp_path / "out" / "scenes.csv")
+    assert 1 <= (table.status == "done").sum() < 5  # the scenes finished before the interruption, no more
+    detections = gpd.read_parquet(tmp_path / "out" / "detections.parquet")
+    assert set(detections.scene_id) == set(table.scene_id[table.status == "done"])
+    again = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS).run(resolve_sources([str(scenes)]))
+    assert again["skipped"] == (table.status == "done").sum() and again["done"] + again["skipped"] == 5

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import json
 import time
 
 import httpx
@@ -235,3 +236,24 @@ def test_model_that_fails_to_load_leaves_service_alive_not_ready(tmp_path):
 
 
 _ = io  # image helpers build bytes in memory
+
+
+def test_with_keys_operations_are_protected_and_guessing_is_slowed(fake_model, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("s3cret\n")
+    with live_server(fake_model, api_keys_file=keys, max_failed_keys_per_minute=5) as s:
+        assert httpx.get(s.url + "/metrics").status_code == 401
+        assert httpx.get(s.url + "/openapi.json").status_code == 401
+        assert httpx.get(s.url + "/docs").status_code == 404  # the interactive docs are not served
+        good = {"x-api-key": "s3cret"}
+        assert httpx.get(s.url + "/metrics", headers=good).status_code == 200
+        assert httpx.get(s.url + "/openapi.json", headers=good).json()["info"]["title"] == "shipdet"
+        card = httpx.get(s.url + "/v1/models", headers=good).json()["models"][0]["card"]
+        assert "training" not in card and "command" not in json.dumps(card)  # no local paths or commands
+        for _ in range(3):  # 2 wrong ones above, 3 more: the limit of 5 is reached
+            assert httpx.get(s.url + "/v1/models", headers={"x-api-key": "guess"}).status_code == 401
+        refused = httpx.get(s.url + "/v1/models", headers=good)  # even the right key waits out the minute
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "too_many_failed_keys"
+    with live_server(fake_model, api_keys_file=keys, protect_operations=False) as s:
+        assert httpx.get(s.url + "/metrics").status_code == 200  # opted out: scraped without a key
