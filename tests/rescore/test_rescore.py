@@ -131,6 +131,15 @@ def test_real_sentinel2_rows_inside_footprints(real_data, tmp_path):
     assert scenes.acquired.notna().all()  # dated by the band files, renderings too
     # Qingdao's published rendering is cropped off its bands' grid: the one scene that cannot be placed.
     assert scenes["crs"].notna().sum() >= len(ports) - 1
+    # The scale path: placed 10 m scenes are resampled into the bundled model's range, the others scored as they are.
+    placed = scenes[scenes["crs"].notna()]
+    scale_range = engine.info.scale_range
+    if scale_range is not None:
+        # Sentinel Hub's exports have square pixels in degrees: east-west they are narrower in metres away from
+        # the equator, so the geodesic GSD (both axes' geometric mean) is below 10 m at high latitude (Gdynia 5.8).
+        assert (placed.gsd_m.between(5, 11)).all()
+        assert np.allclose(placed.scale_factor, placed.gsd_m / scale_range.coarsest_m, rtol=1e-6)
+    assert (scenes[scenes["crs"].isna()].scale_factor == 1.0).all()
     rows = gpd.read_parquet(tmp_path / "s2" / "detections.parquet")
     rows = rows[rows.geometry.notna()]
     assert len(rows) > 0 and rows.lon.between(-180, 180).all()
