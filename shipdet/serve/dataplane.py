@@ -16,7 +16,7 @@ from shipdet.georef import GeoReference, georeference
 from shipdet.inference.decode import DecodedImage, decode_image
 from shipdet.inference.postprocess import Letterbox, letterbox_into
 from shipdet.scale import ScaleRange, resample, resampled_size
-from shipdet.serve.batcher import QueueFullError
+from shipdet.serve.batcher import DetectParams, DynamicBatcher, QueueFullError
 from shipdet.serve.errors import ApiError
 from shipdet.serve.params import DetectParameters
 from shipdet.serve.state import ServiceState
@@ -100,6 +100,17 @@ class PreparedTile:
     tensors: list[tuple[NDArray[np.float32], Letterbox]]
 
 
+async def _submit_in_batches(batcher: DynamicBatcher, tensors: list[tuple[NDArray[np.float32], Letterbox]],
+                             params: DetectParams) -> list[tuple[Detections, dict[str, float]]]:
+    """A tile's windows, a batch's worth at a time: a large resampled tile takes its turns in the queue instead
+    of filling it (and turning other clients away)."""
+    results: list[tuple[Detections, dict[str, float]]] = []
+    for start in range(0, len(tensors), batcher.max_batch):
+        chunk = tensors[start:start + batcher.max_batch]
+        results += await asyncio.gather(*(batcher.submit(t, box, params) for t, box in chunk))
+    return results
+
+
 async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given_ref: GeoReference | None = None
                       ) -> TileResult:
     """One tile through the one request path every protocol shares: decode, resample, letterbox, batch."""
@@ -116,7 +127,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                                      engine.input_size, engine.info.scale_range),
                 max(deadline - time.perf_counter(), 0.001))
         params = q.batch_params(svc.settings.conf, svc.settings.iou)
-        results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(t, box, params) for t, box in tile.tensors)),
+        results = await asyncio.wait_for(_submit_in_batches(batcher, tile.tensors, params),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
         svc.metrics.reject("queue_full")

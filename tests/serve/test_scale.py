@@ -61,3 +61,10 @@ def test_bad_gsd_is_a_422(scaled_server: LiveServer, gsd: str) -> None:
     r = httpx.post(scaled_server.url + "/v1/detect", content=png(), headers={"content-type": "image/png"},
                    params={"gsd": gsd}, timeout=30)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_tile_with_more_windows_than_the_queue_holds_is_scored(tmp_path: Path) -> None:
+    model = detect_model(tmp_path / "scaled.onnx", {METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    with live_server(model, queue_size=2, max_batch=2) as server:  # 9 windows, taken a batch at a time
+        r = detect(server, png(64, 64, 128), gsd=4.0)
+        assert r.status_code == 200 and r.json()["scale"]["windows"] == 9
