@@ -27,6 +27,7 @@ from shipdet.tiling import Window, tile_windows
 METADATA_KEY = "shipdet_gsd_range_m"
 MAX_FACTOR = 8.0   # beyond this, resampling invents detail rather than revealing it (and costs f^2 tiles)
 MIN_FACTOR = 1 / 8
+GSD_MIN_M, GSD_MAX_M = 0.01, 1000.0  # plausible metres per pixel, given or read from a georeference
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,13 @@ class ScaleRange:
         return cls(finest, coarsest)
 
 
+def plausible_gsd(gsd_m: float) -> bool:
+    return math.isfinite(gsd_m) and GSD_MIN_M <= gsd_m <= GSD_MAX_M
+
+
 def check_gsd(gsd_m: float) -> float:
-    if not (math.isfinite(gsd_m) and 0.01 <= gsd_m <= 1000):
-        raise ConfigError(f"ground sample distance {gsd_m} m is outside 0.01-1000 m",
+    if not plausible_gsd(gsd_m):
+        raise ConfigError(f"ground sample distance {gsd_m} m is outside {GSD_MIN_M:g}-{GSD_MAX_M:g} m",
                           "give metres per pixel, e.g. 10 for Sentinel-2")
     return gsd_m
 

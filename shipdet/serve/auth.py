@@ -43,23 +43,23 @@ class FailedAttempts:
         self.max_clients = max_clients
         self.by_client: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self.by_client.setdefault(client, deque())
-        self.by_client.move_to_end(client)
+    def retry_after(self, client: str) -> float | None:
+        """Seconds until the client may try again, or None when it may now (a client that never failed costs a
+        dictionary lookup: this runs on every request)."""
+        times = self.by_client.get(client)
+        if times is None:
+            return None
+        now = time.monotonic()
         while times and now - times[0] > self.WINDOW_S:
             times.popleft()
-        while len(self.by_client) > self.max_clients:
-            self.by_client.popitem(last=False)
-        return times
-
-    def retry_after(self, client: str) -> float | None:
-        """Seconds until the client may try again, or None when it may now."""
-        now = time.monotonic()
-        times = self._recent(client, now)
         return self.WINDOW_S - (now - times[0]) if len(times) >= self.limit else None
 
     def record(self, client: str) -> None:
-        self._recent(client, time.monotonic()).append(time.monotonic())
+        times = self.by_client.setdefault(client, deque())
+        self.by_client.move_to_end(client)
+        times.append(time.monotonic())
+        while len(self.by_client) > self.max_clients:
+            self.by_client.popitem(last=False)
 
 
 async def require_api_key(request: Request) -> None:

@@ -15,7 +15,7 @@ from shipdet.detections import Detections
 from shipdet.georef import GeoReference, georeference
 from shipdet.inference.decode import DecodedImage, decode_image
 from shipdet.inference.postprocess import Letterbox, letterbox_into
-from shipdet.scale import ScaleRange, resample, resampled_size
+from shipdet.scale import ScaleRange, plausible_gsd, resample, resampled_size
 from shipdet.serve.batcher import DetectParams, DynamicBatcher, QueueFullError
 from shipdet.serve.errors import ApiError
 from shipdet.serve.params import DetectParameters
@@ -71,6 +71,9 @@ def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference 
             raise ApiError(422, "bad_georeference", "the georeference places the tile outside the Earth",
                            {"hint": "check the transform's units against the CRS"})
     gsd = params.gsd if params.gsd is not None else (ref.gsd_m(width / 2, height / 2) if ref is not None else None)
+    if gsd is not None and not plausible_gsd(gsd):  # only a georeference can get here: `gsd=` is validated
+        raise ApiError(422, "bad_georeference", f"the georeference implies {gsd:g} m per pixel",
+                       {"hint": "check the transform's units against the CRS, or pass gsd="})
     factor = scale_range.factor_for(gsd) if scale_range is not None else 1.0
     pixels = decoded.pixels
     if factor != 1.0:

@@ -32,19 +32,17 @@ def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def _calibration_batches(images: Sequence[Path], imgsz: int, batch: int = 8) -> list[Any]:
-    """Letterboxed training images as float tensors in [0, 1], as ultralytics feeds them."""
+    """Training images letterboxed as the serving engine does it (CHW floats in [0, 1]), in batches."""
     import torch
-    from PIL import Image
+
+    from shipdet.datasets.images import read_rgb8
+    from shipdet.inference.postprocess import letterbox_into
 
     tensors = []
     for path in images:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            scale = imgsz / max(rgb.size)
-            rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))))
-            canvas = Image.new("RGB", (imgsz, imgsz), (114, 114, 114))
-            canvas.paste(rgb, ((imgsz - rgb.width) // 2, (imgsz - rgb.height) // 2))
-        tensors.append(torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255)
+        out = np.empty((3, imgsz, imgsz), dtype=np.float32)
+        letterbox_into(read_rgb8(path), out, (imgsz, imgsz))
+        tensors.append(torch.from_numpy(out))
     return [torch.stack(tensors[i:i + batch]) for i in range(0, len(tensors), batch)]
 
 

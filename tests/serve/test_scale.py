@@ -68,3 +68,9 @@ def test_a_tile_with_more_windows_than_the_queue_holds_is_scored(tmp_path: Path)
     with live_server(model, queue_size=2, max_batch=2) as server:  # 9 windows, taken a batch at a time
         r = detect(server, png(64, 64, 128), gsd=4.0)
         assert r.status_code == 200 and r.json()["scale"]["windows"] == 9
+
+
+def test_a_georeference_implying_an_implausible_gsd_is_a_422(scaled_server: LiveServer) -> None:
+    r = httpx.post(scaled_server.url + "/v1/detect", content=png(64, 64, 128), headers={"content-type": "image/png"},
+                   params={"transform": "0.0001,0,500000,0,-0.0001,4000000", "crs": "EPSG:32633"}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_georeference"
