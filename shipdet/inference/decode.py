@@ -24,6 +24,14 @@ from shipdet.imaging import to_rgb8
 JPEG_MAGIC = b"\xff\xd8"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# A progressive JPEG is decoded once per scan: encoders write about 10, a crafted file thousands (tens of
+# seconds of work from a small body). Start-of-scan markers cannot appear inside entropy-coded data (a 0xFF
+# there is always followed by 0x00 or a restart code), so counting them bounds the scans from above.
+MAX_JPEG_SCANS = 100
+SOS_MARKER = b"\xff\xda"
+# Decoded bytes per pixel at most: 4 bands of 16 bits. Wider samples (32/64-bit floats) at the pixel limit
+# would decode to gigabytes.
+MAX_BYTES_PER_PIXEL = 8
 
 
 @dataclass
@@ -61,6 +69,10 @@ def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage:
     except ValueError as exc:
         raise ImageDecodeError(f"corrupt JPEG header ({exc})") from exc
     _check_size(width, height, max_pixels)
+    scans = data.count(SOS_MARKER)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageTooLargeError(f"JPEG has {scans} scans, at most {MAX_JPEG_SCANS} are decoded",
+                                 "re-encode it as a baseline JPEG or a PNG")
     if colorspace not in ("CMYK", "YCCK"):
         try:
             return DecodedImage(simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True))
@@ -129,6 +141,10 @@ def _decode_tiff(data: bytes, max_pixels: int) -> DecodedImage:
             _check_size(width, height, max_pixels)
             if bands > 4:
                 raise UnsupportedImageError(f"TIFF has {bands} bands; 1-4 are supported", "send RGB or RGB+NIR tiles")
+            itemsize = page.dtype.itemsize if page.dtype is not None else 0  # None: tifffile refuses it below
+            if bands * itemsize > MAX_BYTES_PER_PIXEL:
+                raise UnsupportedImageError(f"TIFF has {bands} bands of {page.dtype}, more than "
+                                            f"{MAX_BYTES_PER_PIXEL} bytes a pixel", "send 8- or 16-bit tiles")
             arr = page.asarray()
             tags = {t.code: t.value for t in page.tags.values() if t.code in (33550, 33922, 34264, 34735)}
     except (ImageDecodeError, ImageTooLargeError):

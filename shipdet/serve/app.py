@@ -17,7 +17,7 @@ from shipdet.serve.auth import FailedAttempts, require_api_key
 from shipdet.serve.batcher import DynamicBatcher
 from shipdet.serve.errors import install_error_handlers
 from shipdet.serve.kserve import router as kserve_router
-from shipdet.serve.limits import BodySizeLimit
+from shipdet.serve.limits import RequestGuard
 from shipdet.serve.metrics import MetricsMiddleware
 from shipdet.serve.routes import router
 from shipdet.serve.settings import ServeSettings
@@ -74,6 +74,7 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(kserve_router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, on_reject=svc.metrics.reject)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s,
+                       on_reject=svc.metrics.reject)
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics)
     return app

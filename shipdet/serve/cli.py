@@ -1,31 +1,11 @@
-"""`shipdet serve`: uvicorn with a graceful drain (readiness turns 503 at SIGTERM, in-flight requests finish)."""
+"""`shipdet serve`: the service under uvicorn (`shipdet.serve.server`), settings from flags and SHIPDET_SERVE_*."""
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-
-
-def run_server(app: Any, host: str, port: int, grace_s: float, log_level: str = "info",
-               max_header_bytes: int = 16_384, keepalive_s: float = 5.0) -> None:
-    import uvicorn
-
-    class DrainingServer(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            app.state.service.draining = True  # /readyz says 503 from this moment
-            super().handle_exit(sig, frame)
-
-    # uvicorn drains, restores the previous handler, then re-raises the signal: make that handler a clean exit,
-    # so a drained shutdown on SIGTERM ends with status 0 (as orchestrators expect), not "killed by signal".
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=int(grace_s),
-                            access_log=False, proxy_headers=False, h11_max_incomplete_event_size=max_header_bytes,
-                            timeout_keep_alive=max(1, round(keepalive_s)))
-    DrainingServer(config).run()
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve a model over HTTP (FastAPI + onnxruntime, dynamic batching). Settings: SHIPDET_SERVE_*."""
         from shipdet.serve.app import create_app
+        from shipdet.serve.server import run_server
         from shipdet.serve.settings import ServeSettings
 
         given: dict[str, Any] = {"model": model, "host": host, "port": port, "api_keys_file": api_keys_file,
@@ -55,5 +36,4 @@ def register(app: typer.Typer) -> None:
 
             raise ModelLoadError(f"model not found at {settings.model}",
                                  "export one with `shipdet export`, or leave --model out for the bundled one")
-        run_server(create_app(settings), settings.host, settings.port, settings.shutdown_grace_s, log_level,
-                   settings.max_header_bytes, settings.keepalive_timeout_s)
+        run_server(create_app(settings), settings, log_level)

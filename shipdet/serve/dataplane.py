@@ -123,6 +123,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     assert batcher is not None  # engine_or_503 guarantees it
     loop = asyncio.get_running_loop()
     deadline = started + svc.settings.request_timeout_s  # one deadline for decoding and inference together
+    svc.check_capacity()
     try:
         with batcher.announce():
             tile = await asyncio.wait_for(
@@ -133,9 +134,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
         results = await asyncio.wait_for(_submit_in_batches(batcher, tile.tensors, params),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
-        svc.metrics.reject("queue_full")
-        raise ApiError(503, "queue_full", "the model's queue is full, retry shortly",
-                       {"queue_size": svc.settings.queue_size}, headers={"Retry-After": "1"}) from None
+        raise svc.queue_full() from None
     except TimeoutError:
         svc.metrics.reject("deadline")
         raise ApiError(504, "deadline_exceeded", f"no result within {svc.settings.request_timeout_s} s") from None

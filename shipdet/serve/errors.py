@@ -46,12 +46,20 @@ def classify(exc: BaseException) -> tuple[int, str, str, dict[str, Any]] | None:
     return None
 
 
-class BodyTooLargeError(Exception):
+class BodyTooLargeError(ApiError):
     """Raised from the request stream once the body passes the limit."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"body larger than {limit} bytes")
-        self.limit = limit
+        super().__init__(413, "body_too_large", f"request body exceeds {limit} bytes", {"limit_bytes": limit},
+                         {"Connection": "close"})
+
+
+class BodyTimeoutError(ApiError):
+    """Raised from the request stream when the body has not arrived whole within its deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, "body_timeout", f"the request body did not arrive within {seconds:g} s",
+                         {"body_timeout_s": seconds}, {"Connection": "close"})
 
 
 def error_response(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
@@ -64,11 +72,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.detail, exc.headers)
-
-    @app.exception_handler(BodyTooLargeError)
-    async def _too_big(_: Request, exc: BodyTooLargeError) -> JSONResponse:
-        return error_response(413, "body_too_large", f"request body exceeds {exc.limit} bytes",
-                              {"limit_bytes": exc.limit})
 
     @app.exception_handler(ShipdetError)
     async def _typed(_: Request, exc: ShipdetError) -> JSONResponse:

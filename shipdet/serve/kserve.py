@@ -105,7 +105,7 @@ async def model_ready(request: Request, name: str) -> JSONResponse:
 async def infer(request: Request, name: str) -> Response:
     try:
         svc, engine = _model_or_404(request, name)
-        svc.refuse_if_draining()
+        svc.admit()
         header, images = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
         # Validated before anything is decoded or batched: a bad parameter is this request's 400, no one else's.
         raw = header.get("parameters") or {}

@@ -126,7 +126,7 @@ def _respond(payload: dict[str, Any], request: Request) -> JSONResponse:
              summary="Detect ships in one tile (raw image body or multipart)", response_model=DetectResponse,
              responses=ERRORS, openapi_extra=IMAGE_BODY)
 async def detect(request: Request, svc: Service, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
-    svc.refuse_if_draining()
+    svc.admit()
     tiles = await read_tiles(request, 1)
     result = await detect_tile(svc, tiles[0][1], q.params, q.ref)
     return _respond(render(result, svc, request, q.geometry), request)
@@ -136,7 +136,7 @@ async def detect(request: Request, svc: Service, q: Annotated[DetectQuery, Depen
              summary="Detect ships in several tiles of one multipart request; results in order",
              response_model=BatchResponse, responses=ERRORS, openapi_extra=BATCH_BODY)
 async def detect_batch(request: Request, svc: Service, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
-    svc.refuse_if_draining()
+    svc.admit()
     tiles = await read_tiles(request, svc.settings.max_tiles)
 
     async def one(name: str, data: bytes) -> dict[str, Any]:

@@ -54,6 +54,10 @@ class ServeSettings(BaseSettings):
                                                                   "minute; beyond: 429 until the minute has passed.")
     max_header_bytes: int = Field(16_384, ge=1024, description="Largest request head (uvicorn's h11 limit).")
     keepalive_timeout_s: float = Field(5.0, gt=0, description="Idle keep-alive connections are closed after this.")
+    head_timeout_s: float = Field(10.0, gt=0, description="A request head (request line and headers) must arrive "
+                                                          "whole within this, from the connection or the last "
+                                                          "response; else the connection is closed with a 408.")
+    body_timeout_s: float = Field(30.0, gt=0, description="A request body must arrive whole within this; else 408.")
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> ServeSettings:

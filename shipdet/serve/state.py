@@ -35,10 +35,24 @@ class ServiceState:
                            headers={"Retry-After": "2"})
         return self.engine
 
-    def refuse_if_draining(self) -> None:
+    def admit(self) -> None:
+        """Refuse a new request before its body is read: while draining, or when the queue is full."""
         if self.draining:
             self.metrics.reject("shutting_down")
             raise ApiError(503, "shutting_down", "the service is shutting down", headers={"Connection": "close"})
+        self.check_capacity()
+
+    def check_capacity(self) -> None:
+        """503 when the tiles waiting for the model and those being decoded already fill the queue: decided
+        before a tile is decoded (and again before a request's body is read), as early as it can be."""
+        batcher = self.batcher
+        if batcher is not None and batcher.depth + batcher.incoming >= self.settings.queue_size:
+            raise self.queue_full()
+
+    def queue_full(self) -> ApiError:
+        self.metrics.reject("queue_full")
+        return ApiError(503, "queue_full", "the model's queue is full, retry shortly",
+                        {"queue_size": self.settings.queue_size}, headers={"Retry-After": "1"})
 
     def model_summary(self) -> dict[str, Any]:
         info = self.engine_or_503().info

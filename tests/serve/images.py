@@ -56,3 +56,14 @@ def tiff_bomb(w: int = 100_000, h: int = 100_000) -> bytes:
             value = w if tag == 256 else h
             struct.pack_into("<HHII", raw, at, tag, 4, 1, value)
     return bytes(raw)
+
+
+def progressive_jpeg(scans: int, w: int = 64, h: int = 64) -> bytes:
+    """A progressive JPEG whose last scan is repeated until the file holds `scans` scans (each is decoded
+    again: thousands of them cost seconds from a few kilobytes)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(buf, format="JPEG", progressive=True)
+    data = buf.getvalue()
+    last = data.rindex(b"\xff\xda")
+    have = data.count(b"\xff\xda")
+    return data[:-2] + data[last:-2] * max(scans - have, 0) + b"\xff\xd9"

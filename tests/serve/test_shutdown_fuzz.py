@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -18,43 +13,13 @@ from hypothesis import strategies as st
 
 from shipdet.errors import ImageDecodeError, ImageTooLargeError
 from shipdet.inference.decode import decode_image
+from tests.serve.conftest import start_slow_server
 from tests.serve.images import jpeg, png, tiff
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_sigterm_drains_in_flight_requests_and_exits_zero(fake_model, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "SHIPDET_SERVE_SHUTDOWN_GRACE_S": "20", "SHIPDET_SERVE_MAX_BATCH": "1",
-           "SHIPDET_TEST_SLOW_INFER_S": "0.15"}
-    # A small wrapper slows each model call so requests are in flight when the signal arrives.
-    script = tmp_path / "slow_serve.py"
-    script.write_text(
-        "import os, time, sys\n"
-        "from shipdet.inference import engine as e\n"
-        "orig = e.Engine.infer\n"
-        "def slow(self, batch):\n"
-        "    time.sleep(float(os.environ['SHIPDET_TEST_SLOW_INFER_S']))\n"
-        "    return orig(self, batch)\n"
-        "e.Engine.infer = slow\n"
-        "from shipdet.cli import main\n"
-        "sys.argv = ['shipdet', 'serve', '--model', sys.argv[1], '--port', sys.argv[2], '--log-level', 'warning']\n"
-        "main()\n")
-    proc = subprocess.Popen([sys.executable, str(script), str(fake_model), str(port)], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/readyz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
+    proc, url = start_slow_server(fake_model, tmp_path, 0.15, SHIPDET_SERVE_SHUTDOWN_GRACE_S="20",
+                                  SHIPDET_SERVE_MAX_BATCH="1")
 
     async def load() -> list[tuple[str, int | None]]:
         async with httpx.AsyncClient(timeout=30) as client:
