@@ -37,10 +37,9 @@ def start_server(model: Path, port: int, extra_env: dict[str, str]) -> subproces
     raise SystemExit("server did not become ready")
 
 
-def loadgen(url: str, tiles: Path, concurrency: int, duration: float, malformed: float = 0.0,
-            expected: Path | None = None) -> dict[str, Any]:
+def loadgen(url: str, tiles: Path, concurrency: int, duration: float, expected: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.loadgen", url, "--tiles", str(tiles), "--concurrency", str(concurrency),
-           "--duration", str(duration), "--malformed", str(malformed)]
+           "--duration", str(duration)]
     if expected:
         cmd += ["--expected", str(expected)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -9,6 +9,7 @@ non-RGB rasters are scaled by `shipdet.imaging.to_rgb8` (2-98 percentile stretch
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from shipdet.imaging import to_rgb8
 
 JPEG_MAGIC = b"\xff\xd8"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# tifffile logs an ERROR for each malformed tag it meets; on untrusted bytes that is the client's fault, said in
+# the typed error it gets, and a way to flood the service's log: keep only tifffile's critical messages.
+logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # A progressive JPEG is decoded once per scan: encoders write about 10, a crafted file thousands (tens of
 # seconds of work from a small body). Start-of-scan markers cannot appear inside entropy-coded data (a 0xFF

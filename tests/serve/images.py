@@ -67,3 +67,8 @@ def progressive_jpeg(scans: int, w: int = 64, h: int = 64) -> bytes:
     last = data.rindex(b"\xff\xda")
     have = data.count(b"\xff\xda")
     return data[:-2] + data[last:-2] * max(scans - have, 0) + b"\xff\xd9"
+
+
+def tiff_volume(depth: int = 64, side: int = 64) -> bytes:
+    """A TIFF page holding a volume (ImageDepth): two of its dimensions pass a pixel limit, the third multiplies."""
+    return tiff(np.zeros((depth, side, side, 1), np.uint8), volumetric=True, photometric="minisblack")

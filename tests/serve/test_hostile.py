@@ -18,7 +18,7 @@ import pytest
 from shipdet.errors import ImageTooLargeError, UnsupportedImageError
 from shipdet.inference.decode import MAX_JPEG_SCANS, decode_image
 from tests.serve.conftest import LiveServer, live_server, start_slow_server
-from tests.serve.images import jpeg, progressive_jpeg, tiff
+from tests.serve.images import jpeg, progressive_jpeg, tiff, tiff_volume
 
 JPEG = {"content-type": "image/jpeg"}
 
@@ -33,7 +33,9 @@ def test_a_jpeg_of_many_scans_is_refused_before_decoding() -> None:
     assert time.perf_counter() - started < 0.5
 
 
-def test_wide_tiff_samples_are_refused_before_decoding() -> None:
+def test_wide_tiff_samples_and_volumes_are_refused_before_decoding() -> None:
+    with pytest.raises(UnsupportedImageError, match="volume"):
+        decode_image(tiff_volume())
     with pytest.raises(UnsupportedImageError, match="bytes a pixel"):
         decode_image(tiff(np.zeros((16, 16, 4), np.float64), photometric="rgb", extrasamples=[0]))
     assert decode_image(tiff(np.zeros((16, 16, 4), np.uint16), photometric="rgb", extrasamples=[0])).bands == 4
