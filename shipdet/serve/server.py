@@ -1,40 +1,43 @@
-"""uvicorn as the service runs it: h11 with a bounded request head (size and time), keep-alive and graceful
-drain settings from `ServeSettings`. Tests start their servers through `server_config` too."""
+"""uvicorn as the service runs it: a bounded request head (size and time), keep-alive and graceful drain
+settings from `ServeSettings`. Tests start their servers through `server_config` too."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
 from typing import Any
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from shipdet.serve.settings import ServeSettings
 
 
 def _raw_error(status: int, reason: str, code: str, message: str, detail: dict[str, float]) -> bytes:
-    """A whole HTTP/1.1 error response in the service's JSON shape, written before h11 has a request to answer."""
+    """A whole HTTP/1.1 error response in the service's JSON shape, written before any request is parsed."""
     body = json.dumps({"error": {"code": code, "message": message, "detail": detail}}).encode()
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nconnection: close\r\n"
             f"content-length: {len(body)}\r\n\r\n").encode() + body
 
 
-def guarded_h11(head_timeout_s: float, max_head_bytes: int) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with bounds on every request head. A client that connects (or gets its response)
-    and does not send a whole request line and headers within `head_timeout_s` gets a 408 and is disconnected,
-    so trickled or unfinished heads cannot hold connections open (uvicorn has no such timeout). A head longer
-    than `max_head_bytes` gets a 431: h11's own limit only applies while a head is incomplete, so a large head
-    arriving in one read would pass it (and httptools has none)."""
+def guarded_protocol(head_timeout_s: float, max_head_bytes: int) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools where installed, else h11) with bounds on every request head. A client
+    that connects (or gets its response) and does not send a whole request line and headers within
+    `head_timeout_s` gets a 408 and is disconnected, so trickled or unfinished heads cannot hold connections
+    open (uvicorn has no such timeout). A head longer than `max_head_bytes` gets a 431 (httptools has no limit,
+    and h11's applies only while a head is incomplete: a large head arriving in one read passes it)."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # uvicorn without its `standard` extra
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
     too_slow = _raw_error(408, "Request Timeout", "head_timeout", f"request head not received within "
                           f"{head_timeout_s:g} s", {"head_timeout_s": head_timeout_s})
     too_large = _raw_error(431, "Request Header Fields Too Large", "head_too_large", f"request head larger than "
                            f"{max_head_bytes} bytes", {"max_header_bytes": max_head_bytes})
 
-    class GuardedH11Protocol(H11Protocol):
-        _head_timer: Any = None
+    class GuardedProtocol(Base):
+        _head_timer: asyncio.TimerHandle | None = None
         _head_seen: int | None = 0  # bytes of the current head so far; None once it is whole
         _head_tail = b""
 
@@ -70,19 +73,19 @@ def guarded_h11(head_timeout_s: float, max_head_bytes: int) -> type[H11Protocol]
 
         def _head_deadline(self) -> None:
             self._head_timer = None
-            # IDLE: no request head completed since the timer was armed (a request under way is SEND_BODY/DONE).
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                if self.conn.trailing_data[0] or self._head_seen:
-                    self._refuse(too_slow)  # a head was started: tell the client why it is cut off
-                else:
-                    self.transport.close()
+            if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+                return  # a request is under way (its body has a deadline of its own)
+            if self._head_seen:
+                self._refuse(too_slow)  # a head was started: tell the client why it is cut off
+            else:
+                self.transport.close()
 
         def _refuse(self, response: bytes) -> None:
             self._head_seen = None
             self.transport.write(response)
             self.transport.close()
 
-    return GuardedH11Protocol
+    return GuardedProtocol
 
 
 def server_config(app: Any, settings: ServeSettings, log_level: str = "info", port: int | None = None
@@ -90,7 +93,7 @@ def server_config(app: Any, settings: ServeSettings, log_level: str = "info", po
     return uvicorn.Config(app, host=settings.host, port=settings.port if port is None else port,
                           log_level=log_level, timeout_graceful_shutdown=round(settings.shutdown_grace_s),
                           access_log=False, proxy_headers=False,
-                          http=guarded_h11(settings.head_timeout_s, settings.max_header_bytes),
+                          http=guarded_protocol(settings.head_timeout_s, settings.max_header_bytes),
                           h11_max_incomplete_event_size=settings.max_header_bytes,
                           timeout_keep_alive=max(1, round(settings.keepalive_timeout_s)))
 
