@@ -12,12 +12,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shipdet.detections import Detections
+from shipdet.errors import ShipdetError
 from shipdet.georef import GeoReference, georeference
 from shipdet.inference.decode import DecodedImage, decode_image
 from shipdet.inference.postprocess import Letterbox, letterbox_into
 from shipdet.scale import ScaleRange, plausible_gsd, resample, resampled_size
 from shipdet.serve.batcher import DetectParams, DynamicBatcher, QueueFullError
-from shipdet.serve.errors import ApiError
+from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import DetectParameters
 from shipdet.serve.state import ServiceState
 from shipdet.tiling import Window, merge_windows, tile_windows
@@ -46,6 +47,19 @@ class TileResult:
                           "dtype": self.source_dtype, "georeferenced": self.ref is not None},
                 "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
+
+
+@dataclass(frozen=True)
+class TileError:
+    """One tile's own fault (bad bytes, too large, ...): the status and code every protocol renders its way."""
+
+    status: int
+    code: str
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_exception(self) -> ApiError:
+        return ApiError(self.status, self.code, self.message, self.detail)
 
 
 def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampled: bool) -> list[Window]:
@@ -152,3 +166,20 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     decoded = tile.decoded
     return TileResult(dets, tile.ref, int(width), int(height), decoded.bands, decoded.source_dtype, tile.gsd_m,
                       tile.factor, len(tile.windows), timing)
+
+
+async def detect_tiles(svc: ServiceState, tiles: list[bytes], params: DetectParameters,
+                 given_ref: GeoReference | None = None) -> list[TileResult | TileError]:
+    """Every tile of one request through `detect_tile`, results in order. A tile's own fault is its `TileError`;
+    what concerns the whole request (overload, deadline, shutdown, a fault of the service) raises."""
+
+    async def one(data: bytes) -> TileResult | TileError:
+        try:
+            return await detect_tile(svc, data, params, given_ref)
+        except (ApiError, ShipdetError) as exc:
+            known = classify(exc)
+            if known is None or known[0] >= 500:
+                raise
+            return TileError(*known)
+
+    return list(await asyncio.gather(*(one(t) for t in tiles)))

@@ -12,7 +12,6 @@ Errors follow the protocol: {"error": "<message>"} with a 4xx/5xx status.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -23,7 +22,7 @@ from pydantic import BaseModel
 
 from shipdet.errors import ShipdetError
 from shipdet.serve.auth import require_api_key
-from shipdet.serve.dataplane import detect_tile
+from shipdet.serve.dataplane import TileError, TileResult, detect_tiles
 from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import parse_parameters
 from shipdet.serve.state import service
@@ -115,8 +114,11 @@ async def infer(request: Request, name: str) -> Response:
         if len(images) > svc.settings.max_tiles:
             raise ApiError(413, "too_many_tiles", f"{len(images)} images sent, at most {svc.settings.max_tiles} "
                                                   "per request")
-        results = await asyncio.gather(*(detect_tile(svc, image, params) for image in images))
-        dets = [r.detections for r in results]
+        results = await detect_tiles(svc, images, params)
+        for result in results:  # the protocol fails the whole request for one bad input
+            if isinstance(result, TileError):
+                raise result.as_exception()
+        dets = [r.detections for r in results if isinstance(r, TileResult)]
         tensors = {
             "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
             "scores": np.concatenate([d.score for d in dets]).astype(np.float32),

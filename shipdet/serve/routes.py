@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Callable, Coroutine
@@ -12,12 +11,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shipdet.errors import ShipdetError
 from shipdet.formats import detection_records, to_geojson
 from shipdet.georef import GeoReference
 from shipdet.serve.auth import require_api_key, require_key_for_operations
-from shipdet.serve.dataplane import TileResult, detect_tile
-from shipdet.serve.errors import ApiError, classify
+from shipdet.serve.dataplane import TileError, TileResult, detect_tiles
+from shipdet.serve.errors import ApiError
 from shipdet.serve.params import DetectParameters, parse_parameters
 from shipdet.serve.schemas import BATCH_BODY, ERRORS, IMAGE_BODY, BatchResponse, DetectResponse, ErrorResponse
 from shipdet.serve.state import Service, ServiceState
@@ -128,7 +126,9 @@ def _respond(payload: dict[str, Any], request: Request) -> JSONResponse:
 async def detect(request: Request, svc: Service, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
     svc.admit()
     tiles = await read_tiles(request, 1)
-    result = await detect_tile(svc, tiles[0][1], q.params, q.ref)
+    result = (await detect_tiles(svc, [tiles[0][1]], q.params, q.ref))[0]
+    if isinstance(result, TileError):
+        raise result.as_exception()
     return _respond(render(result, svc, request, q.geometry), request)
 
 
@@ -138,19 +138,18 @@ async def detect(request: Request, svc: Service, q: Annotated[DetectQuery, Depen
 async def detect_batch(request: Request, svc: Service, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
     svc.admit()
     tiles = await read_tiles(request, svc.settings.max_tiles)
+    results = await detect_tiles(svc, [data for _, data in tiles], q.params, q.ref)
 
-    async def one(name: str, data: bytes) -> dict[str, Any]:
+    def one(name: str, result: TileResult | TileError) -> dict[str, Any]:
+        if isinstance(result, TileError):
+            return {"name": name, "error": {"code": result.code, "message": result.message, "status": result.status}}
         try:
-            return {"name": name, **render(await detect_tile(svc, data, q.params, q.ref), svc, request, q.geometry)}
-        except (ApiError, ShipdetError) as exc:
-            known = classify(exc)
-            if known is None or known[0] >= 500:  # overload and deadlines concern the whole request
-                raise
-            status, code, message, _ = known
-            return {"name": name, "error": {"code": code, "message": message, "status": status}}
+            return {"name": name, **render(result, svc, request, q.geometry)}
+        except ApiError as exc:  # e.g. GeoJSON asked for a tile that is not georeferenced
+            return {"name": name, "error": {"code": exc.code, "message": exc.message, "status": exc.status}}
 
-    results = await asyncio.gather(*(one(n, d) for n, d in tiles))
-    return JSONResponse({"model": svc.model_summary(), "results": list(results)})
+    return JSONResponse({"model": svc.model_summary(),
+                         "results": [one(name, r) for (name, _), r in zip(tiles, results, strict=True)]})
 
 
 @router.get("/v1/models", dependencies=[Depends(require_api_key)], summary="The loaded model and its card")
