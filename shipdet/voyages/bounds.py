@@ -1,4 +1,4 @@
-"""How many visits could have been missed, and an estimate (the method is stated in every report).
+"""Hard bounds on the calls: how many could have been missed whatever the detector (stated in every report).
 
 - Lower bound: the confirmed visits (seen in two observations or more, or once with a score >= confirm_score).
 - Upper bound: every observed visit plus, for each gap between consecutive observations (and before the first /
@@ -6,8 +6,6 @@
   of `berths` slots: ceil(gap / min_dwell) - 1 per slot. A visit overlapping any observation would have been seen
   (up to detector recall, which this bound does not cover).
 - Blind days: the time, summed over gaps, in which a whole visit of `min_dwell` could have come and gone unseen.
-- Estimate: confirmed visits / (1 - p_miss), where p_miss = sum over gaps of max(0, gap - D) / period is the chance
-  that a visit of the typical observed dwell D falls wholly inside a gap (capped at 0.9), clipped to the bounds.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import itertools
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 
@@ -34,17 +31,7 @@ def visit_bounds(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start
     confirmed = int(in_period.confirmed.sum()) if observed else 0
     g = gaps(observed_times, start, end)
     missed_max = berths * sum(max(0, math.ceil(x / min_dwell_days) - 1) for x in g)
-    period = max((end - start).total_seconds() / 86400, 1e-9)
-    if observed:
-        dwell = ((in_period.last_seen - in_period.first_seen).dt.total_seconds() / 86400).to_numpy()
-        typical = max(float(np.median(dwell)), min_dwell_days)
-    else:
-        typical = min_dwell_days
-    p_miss = min(0.9, sum(max(0.0, x - typical) for x in g) / period)
-    estimate = min(max(confirmed / (1 - p_miss), confirmed), observed + missed_max)
     return {"observed_visits": observed, "confirmed_visits": confirmed, "lower_bound": confirmed,
-            "upper_bound": observed + missed_max, "estimate": round(estimate, 1),
+            "upper_bound": observed + missed_max,
             "blind_days": round(sum(max(0.0, x - min_dwell_days) for x in g), 2),
-            "longest_gap_days": round(max(g, default=0.0), 2),
-            "p_miss": round(p_miss, 3), "typical_dwell_days": round(typical, 2), "berths": berths,
-            "min_dwell_days": min_dwell_days}
+            "longest_gap_days": round(max(g, default=0.0), 2), "berths": berths, "min_dwell_days": min_dwell_days}

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from shipdet.voyages.ais import match_ais, recall_from_ais
 from shipdet.voyages.bounds import visit_bounds
+from shipdet.voyages.estimate import ais_stays, area_counts
 from shipdet.voyages.inputs import Area
-from shipdet.voyages.link import LinkParams, flag_dark, link_visits
+from shipdet.voyages.link import LinkParams, link_visits
 
 
 @dataclass
@@ -43,7 +45,7 @@ def observations(scenes: pd.DataFrame, area: Area, min_observed: float) -> pd.Da
 
 def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.DataFrame | None, p: LinkParams,
                start: pd.Timestamp | None, end: pd.Timestamp | None, min_dwell_days: float,
-               berths: int | None) -> AreaResult:
+               berths: int | None, recall: float | None = None) -> AreaResult:
     obs = observations(scenes, area, p.min_observed)
     inside = shapely.contains_xy(area.polygon, det.lon.to_numpy(), det.lat.to_numpy()) if len(det) else \
         np.zeros(0, bool)
@@ -54,7 +56,8 @@ def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.Data
         sel = sel[sel.length_m <= area.max_length_m]
     sel = sel[sel.scene_id.isin(obs.scene_id[obs.observed])]  # a cloudy scene's detections are not evidence
     lat0 = float(area.polygon.centroid.y)
-    sel["dark"] = flag_dark(sel, ais, p, lat0) if ais is not None else False
+    matched = match_ais(sel, ais, p, lat0)
+    sel[["vessel_id", "dark", "ais_nearest_m"]] = matched[["vessel_id", "dark", "ais_nearest_m"]]
     visits = link_visits(sel, obs, p, lat0)
     visits.insert(0, "area", area.name)
     visits.insert(1, "visit_id", [f"{area.name}-{i + 1:04d}" for i in range(len(visits))])
@@ -69,10 +72,14 @@ def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.Data
                **visit_bounds(visits, observed_times, start, end, min_dwell_days, slots),
                "dark_visits": int(visits.dark.sum()) if len(visits) else 0,
                "ais_used": ais is not None}
-    if len(visits):
-        months = visits[(visits.first_seen >= start) & (visits.first_seen <= end)]
-        summary["arrivals_by_month"] = {str(k): int(v) for k, v in
-                                        months.groupby(months.first_seen.dt.strftime("%Y-%m")).size().items()}
-    else:
-        summary["arrivals_by_month"] = {}
+    assumptions = [*det.attrs.get("assumptions", []), *scenes.attrs.get("assumptions", []),
+                   *(ais.attrs.get("assumptions", []) if ais is not None else [])]
+    if not obs.observed.any():
+        assumptions.append("no scene observed this area clearly: the counts say nothing about it")
+    summary["assumptions"] = assumptions
+    in_area = shapely.contains_xy(area.polygon, ais.lon.to_numpy(), ais.lat.to_numpy()) if ais is not None and \
+        len(ais) else np.zeros(0, bool)
+    seen_by_ais = recall_from_ais(sel, matched, ais, observed_times, area.polygon, p, lat0)
+    summary.update(area_counts(visits, observed_times, start, end, min_dwell_days, p.max_dwell_days, slots,
+                               recall, ais_stays(ais, in_area), seen_by_ais))
     return AreaResult(area, obs, sel, visits, summary)

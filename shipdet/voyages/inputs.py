@@ -39,13 +39,26 @@ def _table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _utc(table: pd.DataFrame, column: str, what: str) -> None:
+    """The column as UTC times; times without a time zone are read as UTC, and the table says so
+    (`attrs["assumptions"]`, quoted in the report)."""
+    try:
+        parsed = pd.to_datetime(table[column])
+    except (ValueError, TypeError):  # mixed offsets: each time keeps its own, converted to UTC
+        parsed = pd.to_datetime(table[column], utc=True)
+    if getattr(parsed.dt, "tz", None) is None:
+        parsed = parsed.dt.tz_localize("UTC")
+        table.attrs.setdefault("assumptions", []).append(f"{what} times carry no time zone: read as UTC")
+    table[column] = parsed.dt.tz_convert("UTC")
+
+
 def read_detections(path: Path) -> pd.DataFrame:
     det = _table(path)
     missing = {"scene_id", "acquired", "lon", "lat", "length_m"} - set(det.columns)
     if missing:
         raise DatasetFormatError(f"{path}: detections lack {', '.join(sorted(missing))}",
                                  "use `shipdet rescore` output, or a CSV with scene_id, acquired, lon, lat, length_m")
-    det["acquired"] = pd.to_datetime(det["acquired"], utc=True)
+    _utc(det, "acquired", "detection")
     if "score" not in det:
         det["score"] = 1.0
     return det.reset_index(drop=True)
@@ -61,9 +74,12 @@ def read_scenes(path: Path) -> pd.DataFrame:
     if missing:
         raise DatasetFormatError(f"{path}: scenes table lacks {', '.join(sorted(missing))}",
                                  "use `shipdet rescore`'s scenes.parquet / scenes.csv")
-    scenes["acquired"] = pd.to_datetime(scenes["acquired"], utc=True)
+    _utc(scenes, "acquired", "scene")
     if "status" in scenes:
         scenes = scenes[scenes.status == "done"]
+    if scenes.empty:
+        raise DatasetFormatError(f"{path}: no scored scenes", "a scenes table lists the scenes `shipdet rescore` "
+                                 "scored (status done): without them nothing was observed")
     return scenes.reset_index(drop=True)
 
 
@@ -91,5 +107,8 @@ def read_ais(path: Path | None) -> pd.DataFrame | None:
     missing = {"vessel_id", "time", "lon", "lat"} - set(ais.columns)
     if missing:
         raise DatasetFormatError(f"{path}: AIS lacks {', '.join(sorted(missing))}")
-    ais["time"] = pd.to_datetime(ais["time"], utc=True)
+    _utc(ais, "time", "AIS")
+    if "length_m" not in ais or ais.length_m.isna().all():
+        ais.attrs.setdefault("assumptions", []).append("AIS gives no vessel lengths: detections are matched to AIS "
+                                                       "on position alone")
     return ais

@@ -1,10 +1,13 @@
-"""From detections and observations of one area to visits, with dark-vessel flags.
+"""From detections and observations of one area to visits (the AIS matching is in `shipdet.voyages.ais`).
 
 Observation: one scene over the area; it *observed* the area when the clear, valid part covers at least
 `min_observed` of it. Visit: detections linked across observed scenes at the same slot (within `link_distance_m`)
 with compatible lengths; a visit ends when the area was observed without it `absences_to_close` times in a row
-(one observed absence may be a missed detection). Arrival lies between the last observation without the vessel and
-its first sighting; departure between its last sighting and the next observation without it.
+(one observed absence may be a missed detection). Calls are told apart: two AIS identities are two calls; no
+call lasts longer than `max_dwell_days`; after an unobserved stretch longer than `min_gap_days` the same vessel
+must measure the same within the detector's length noise. Each visit records what linked its sightings.
+Arrival lies between the last observation without the vessel and its first sighting; departure between its last
+sighting and the next observation without it.
 """
 
 from __future__ import annotations
@@ -28,8 +31,13 @@ class LinkParams(BaseSettings):
     length_tolerance: float = 0.25     # relative length difference still the same vessel
     absences_to_close: int = 2         # observed absences in a row that end a visit
     confirm_score: float = 0.5         # a visit seen once counts as confirmed from this score up
-    ais_distance_m: float = 300.0      # a detection with an AIS position this close (and a compatible length) is lit
+    ais_distance_m: float = 300.0      # gate around an AIS position at a report time (a lit detection lies inside)
+    ais_drift_m_per_h: float = 100.0   # the gate grows by this per hour between the image and the nearer report
     ais_max_gap_h: float = 6.0         # AIS positions further apart than this are not interpolated between
+    max_dwell_days: float = 10.0       # a sighting this long after a visit's first is a new call, not the same one
+    length_noise_m: float = 8.0        # the detector's length error (1 sigma): after an unobserved stretch longer
+                                       # than min_gap_days, the same vessel must measure within 2.5 sigma * sqrt 2
+    min_gap_days: float = 2.0
 
 
 def local_xy(lon: np.ndarray, lat: np.ndarray, lat0: float) -> np.ndarray:
@@ -49,35 +57,23 @@ class _Visit:
     arrival_after: pd.Timestamp | None = None
     departure_before: pd.Timestamp | None = None
     scores: list[float] = field(default_factory=list)
+    vessel_id: str | None = None  # the AIS identity of its sightings, where one matched
+    linked_by: set[str] = field(default_factory=set)
 
 
-def flag_dark(det: pd.DataFrame, ais: pd.DataFrame | None, p: LinkParams, lat0: float) -> np.ndarray:
-    """True where no AIS position, interpolated to the image time, lies within `ais_distance_m` with a
-    compatible length. Without an AIS table nothing is flagged; an empty one (AIS checked, nobody transmitting
-    there) flags every detection."""
-    if ais is None or det.empty:
-        return np.zeros(len(det), dtype=bool)
-    if ais.empty:
-        return np.ones(len(det), dtype=bool)
-    dark = np.ones(len(det), dtype=bool)
-    det_xy = local_xy(det.lon.to_numpy(), det.lat.to_numpy(), lat0)
-    det_t = det.acquired.astype("int64").to_numpy() / 1e9
-    for _, track in ais.sort_values("time").groupby("vessel_id"):
-        t = track.time.astype("int64").to_numpy() / 1e9
-        xy = local_xy(track.lon.to_numpy(), track.lat.to_numpy(), lat0)
-        i = np.searchsorted(t, det_t)
-        ok = (i > 0) & (i < len(t))
-        i = np.clip(i, 1, max(len(t) - 1, 1))
-        t0, t1 = t[i - 1], t[i]
-        ok &= (t1 - t0) <= p.ais_max_gap_h * 3600
-        frac = np.where(t1 > t0, (det_t - t0) / np.maximum(t1 - t0, 1e-9), 0.0)[:, None]
-        pos = xy[i - 1] + (xy[i] - xy[i - 1]) * frac
-        near = ok & (np.hypot(*(pos - det_xy).T) <= p.ais_distance_m)
-        if "length_m" in track and track.length_m.notna().any():
-            length = float(track.length_m.dropna().iloc[0])
-            near &= np.abs(det.length_m.to_numpy() - length) <= p.length_tolerance * max(length, 1.0) + 10.0
-        dark &= ~near
-    return dark
+def _same_call(v: _Visit, when: pd.Timestamp, length: float, vessel_id: str | None, p: LinkParams) -> str | None:
+    """Why a detection continues visit `v` ("ais", "length", "position"), or None when it cannot: another AIS
+    identity, longer than any call since the visit began, or a length that changed across an unobserved gap."""
+    if v.vessel_id is not None and vessel_id is not None:
+        return "ais" if v.vessel_id == vessel_id else None
+    if (when - v.first).total_seconds() / 86400 > p.max_dwell_days:
+        return None
+    difference = abs(length - v.length)
+    if difference > p.length_tolerance * max(v.length, 1.0):
+        return None
+    if (when - v.last).total_seconds() / 86400 > p.min_gap_days:
+        return "length" if difference <= 2.5 * np.sqrt(2) * p.length_noise_m else None
+    return "position"
 
 
 def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float) -> pd.DataFrame:
@@ -96,14 +92,14 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
         rows = [] if here is None else list(here.index)
         taken: set[int] = set()
         for v in sorted(open_visits, key=lambda v: -len(v.rows)):
-            best, best_d = None, p.link_distance_m
+            best, best_d, why = None, p.link_distance_m, None
             for r in rows:
                 if r in taken:
                     continue
                 d = float(np.hypot(*(xy_all[pos[r]] - v.xy)))
-                length = float(det.at[r, "length_m"])
-                if d <= best_d and abs(length - v.length) <= p.length_tolerance * max(v.length, 1.0):
-                    best, best_d = r, d
+                reason = _same_call(v, ob.acquired, float(det.at[r, "length_m"]), _vessel(det, r), p)
+                if reason is not None and d <= best_d:
+                    best, best_d, why = r, d, reason
             if best is None:
                 v.absences += 1
                 if v.absences == 1:
@@ -111,6 +107,8 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
                 continue
             taken.add(best)
             v.rows.append(best)
+            v.linked_by.add(str(why))
+            v.vessel_id = v.vessel_id or _vessel(det, best)
             v.scores.append(float(det.at[best, "score"]))
             n = len(v.rows)
             v.xy = v.xy + (xy_all[pos[best]] - v.xy) / n
@@ -124,7 +122,7 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
             if r not in taken:
                 open_visits.append(_Visit([r], xy_all[pos[r]].copy(), float(det.at[r, "length_m"]), ob.acquired,
                                           ob.acquired, arrival_after=last_observed,
-                                          scores=[float(det.at[r, "score"])]))
+                                          scores=[float(det.at[r, "score"])], vessel_id=_vessel(det, r)))
         last_observed = ob.acquired
     closed += open_visits
     records = []
@@ -138,9 +136,16 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
             "max_score": float(max(v.scores)), "dark": bool(sub.dark.mean() > 0.5) if "dark" in sub else False,
             "dark_sightings": int(sub.dark.sum()) if "dark" in sub else 0,
             "confirmed": len(v.rows) >= 2 or max(v.scores) >= p.confirm_score,
+            "vessel_id": v.vessel_id, "linked_by": ",".join(sorted(v.linked_by)) or "single sighting",
+            "observed_passes": int(((obs.acquired >= v.first) & (obs.acquired <= v.last) & obs.observed).sum()),
             "scene_ids": ",".join(sub.scene_id.astype(str)),
         })
     columns = ["first_seen", "last_seen", "sightings", "arrival_earliest", "arrival_latest", "departure_earliest",
                "departure_latest", "lon", "lat", "length_m", "max_score", "dark", "dark_sightings", "confirmed",
-               "scene_ids"]
+               "vessel_id", "linked_by", "observed_passes", "scene_ids"]
     return pd.DataFrame(records, columns=columns)
+
+
+def _vessel(det: pd.DataFrame, row: int) -> str | None:
+    value = det.at[row, "vessel_id"] if "vessel_id" in det else None
+    return str(value) if isinstance(value, str) and value else None

@@ -11,6 +11,7 @@ import pandas as pd
 
 from shipdet.voyages.bounds import __doc__ as BOUNDS_METHOD
 from shipdet.voyages.count import AreaResult
+from shipdet.voyages.estimate import __doc__ as ESTIMATE_METHOD
 
 
 def write_outputs(results: list[AreaResult], out: Path) -> dict[str, Path]:
@@ -25,8 +26,8 @@ def write_outputs(results: list[AreaResult], out: Path) -> dict[str, Path]:
         gpd.GeoDataFrame(visits, geometry=gpd.points_from_xy(visits.lon, visits.lat), crs="EPSG:4326").to_parquet(
             paths["visits_parquet"])
     summaries = [r.summary for r in results]
-    paths["summary_json"].write_text(json.dumps({"method": BOUNDS_METHOD, "areas": summaries}, indent=2,
-                                                default=str))
+    paths["summary_json"].write_text(json.dumps({"method": f"{ESTIMATE_METHOD}\n{BOUNDS_METHOD}",
+                                                 "areas": summaries}, indent=2, default=str))
     paths["summary_md"].write_text(summary_markdown(summaries))
     for r in results:
         paths[f"timeline_{r.area.name}"] = timeline_png(r, out / f"timeline_{r.area.name}.png")
@@ -41,16 +42,23 @@ def summary_markdown(summaries: list[dict[str, Any]]) -> str:
                   f"{s['observed_scenes']} observed the area; {s['blind_days']} blind days (a whole "
                   f"minimum-length call could have been missed) "
                   f"(longest gap {s['longest_gap_days']} days).", "",
-                  "| | visits |", "|---|---|",
-                  f"| observed (all candidate visits) | {s['observed_visits']} |",
-                  f"| confirmed = lower bound | {s['lower_bound']} |",
-                  f"| estimate | {s['estimate']} |",
-                  f"| upper bound | {s['upper_bound']} |",
-                  f"| dark (no matching AIS) | {s['dark_visits'] if s['ais_used'] else 'no AIS given'} |", "",
-                  "Arrivals by month (first sighting): " + ", ".join(f"{k}: {v}" for k, v in
-                                                                       s["arrivals_by_month"].items()), ""]
-    lines += ["## Method", "", (BOUNDS_METHOD or "").strip(), ""]
+                  "| | seen | estimate | 90 % interval | hard bounds |", "|---|---|---|---|---|",
+                  _row("arrivals", s["arrivals"]),
+                  _row("dark arrivals" if s["ais_used"] else "dark arrivals (no AIS given)", s["dark_arrivals"]),
+                  "", f"Candidate visits {s['observed_visits']}, confirmed {s['confirmed_visits']}; detector "
+                  f"recall {s['recall']['estimate']} ({s['recall']['from']}).", "",
+                  "| month (first sighting) | seen | estimate | 90 % interval | hard bounds |",
+                  "|---|---|---|---|---|",
+                  *(_row(month, c) for month, c in s["arrivals_by_month"].items()), ""]
+        if s["assumptions"]:
+            lines += ["Assumed for these inputs: " + "; ".join(s["assumptions"]) + ".", ""]
+    lines += ["## Method", "", (ESTIMATE_METHOD or "").strip(), "", (BOUNDS_METHOD or "").strip(), ""]
     return "\n".join(lines)
+
+
+def _row(label: str, c: dict[str, Any]) -> str:
+    return (f"| {label} | {c['observed']} | {c['estimate']} | {c['interval_90'][0]}-{c['interval_90'][1]} | "
+            f"{c['hard_bounds'][0]}-{c['hard_bounds'][1]} |")
 
 
 def berth_slots(visits: pd.DataFrame, spacing_m: float) -> list[int]:
@@ -87,9 +95,11 @@ def timeline_png(result: AreaResult, path: Path) -> Path:
             bottom.axvspan(a, b, color="tab:red", alpha=0.05, lw=0)
     top.set_yticks([])
     top.legend(loc="upper left", fontsize=7, ncol=3)
-    top.set_title(f"{result.area.name}: {result.summary['confirmed_visits']} confirmed visits, estimate "
-                  f"{result.summary['estimate']}, bounds [{result.summary['lower_bound']}, "
-                  f"{result.summary['upper_bound']}]; red: gaps longer than the minimum dwell")
+    arrivals = result.summary["arrivals"]
+    top.set_title(f"{result.area.name}: {arrivals['observed']} calls seen, estimate {arrivals['estimate']} "
+                  f"(90 % interval {arrivals['interval_90'][0]}-{arrivals['interval_90'][1]}, hard bounds "
+                  f"{arrivals['hard_bounds'][0]}-{arrivals['hard_bounds'][1]}); red: gaps longer than the "
+                  "minimum dwell", fontsize=9)
     if len(visits):
         lanes = berth_slots(visits, spacing_m=100.0)
         for v, lane in zip(visits.itertuples(), lanes, strict=True):

@@ -48,8 +48,10 @@ def test_true_count_within_bounds_in_95_percent_of_200_cloudy_simulations():
     for seed in range(200):
         sim = simulate(cfg, seed)
         s = _count(sim).summary
-        assert s["lower_bound"] <= s["estimate"] <= s["upper_bound"]
-        inside += s["lower_bound"] <= len(sim.truth) <= s["upper_bound"]
+        arrivals = s["arrivals"]
+        lo, hi = arrivals["hard_bounds"]
+        assert lo <= arrivals["interval_90"][0] <= arrivals["estimate"] <= arrivals["interval_90"][1] <= hi
+        inside += lo <= len(sim.truth) <= hi
     assert inside >= 190, inside
 
 
@@ -70,7 +72,9 @@ def test_month_long_overcast_widens_the_bounds():
     a, b = _count(clear).summary, _count(overcast).summary
     assert b["longest_gap_days"] >= 30 and b["blind_days"] > a["blind_days"]
     assert b["upper_bound"] > a["upper_bound"] and len(overcast.truth) <= b["upper_bound"]
-    assert not any(k.startswith("2024-07") for k in b["arrivals_by_month"])  # nothing seen arrives in July
+    july = b["arrivals_by_month"]["2024-07"]
+    assert july["observed"] == 0 and july["hard_bounds"][0] == 0  # nothing seen arrives in July ...
+    assert july["interval_90"][1] > 0 and july["hard_bounds"][1] > 10  # ... which says nothing: it was not seen
 
 
 def test_cli_end_to_end(tmp_path):
@@ -85,7 +89,14 @@ def test_cli_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     area = summary["areas"][0]
-    assert area["lower_bound"] <= area["estimate"] <= area["upper_bound"] and "ceil(gap" in summary["method"]
+    for key in ("arrivals", "dark_arrivals"):
+        counts = area[key]
+        assert set(counts) >= {"observed", "estimate", "interval_90", "hard_bounds"}
+        assert counts["hard_bounds"][0] <= counts["interval_90"][0] <= counts["interval_90"][1] <= \
+            counts["hard_bounds"][1]
+    assert all(set(m) >= {"observed", "estimate", "interval_90", "hard_bounds"}
+               for m in area["arrivals_by_month"].values())
+    assert "ceil(gap" in summary["method"] and "negative binomial" in summary["method"]
     visits = pd.read_csv(tmp_path / "out" / "visits.csv")
     assert {"visit_id", "first_seen", "last_seen", "arrival_earliest", "departure_latest", "dark",
             "confirmed"} <= set(visits.columns)
