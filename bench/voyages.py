@@ -50,7 +50,7 @@ def main() -> None:
         for key, true in truth.items():
             lo, hi = s[key]["interval_90"]
             row |= {f"{key}_true": true, f"{key}_covered": lo <= true <= hi, f"{key}_width": (hi - lo) / max(true, 1),
-                    f"{key}_error": abs(s[key]["estimate"] - true) / max(true, 1)}
+                    f"{key}_error": abs((s[key]["estimate"] or 0.0) - true) / max(true, 1)}
         rows.append(row)
     table = pd.DataFrame(rows)
     lines = [f"## Voyage counting against ground truth ({len(table)} seeded scenarios)", "",

@@ -68,29 +68,37 @@ def error_response(status: int, code: str, message: str, detail: dict[str, Any] 
                         headers=headers)
 
 
+def _shaped(request: Request, status: int, code: str, message: str, detail: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error in the shape of the protocol the request spoke: the Open Inference Protocol's under /v2."""
+    if request.url.path.startswith("/v2"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return error_response(status, code, message, detail, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.detail, exc.headers)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return _shaped(request, exc.status, exc.code, exc.message, exc.detail, exc.headers)
 
     @app.exception_handler(ShipdetError)
-    async def _typed(_: Request, exc: ShipdetError) -> JSONResponse:
+    async def _typed(request: Request, exc: ShipdetError) -> JSONResponse:
         known = classify(exc)
         if known is None:
-            return error_response(500, "internal_error", "internal error", {"type": type(exc).__name__})
+            return _shaped(request, 500, "internal_error", "internal error", {"type": type(exc).__name__})
         status, code, message, detail = known
-        return error_response(status, code, message, detail)
+        return _shaped(request, status, code, message, detail)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
-        return error_response(422, "invalid_request", "invalid request parameters", {"errors": errors})
+        return _shaped(request, 422, "invalid_request", "invalid request parameters", {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        return _shaped(request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(500, "internal_error", "internal error", {"type": type(exc).__name__})
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _shaped(request, 500, "internal_error", "internal error", {"type": type(exc).__name__})

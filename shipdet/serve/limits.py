@@ -39,7 +39,7 @@ class RequestGuard:
             if too_big:  # answer without reading a byte of it
                 self._reject("body_too_large")
                 await send_error(send, 413, "body_too_large", f"request body exceeds {self.max_bytes} bytes",
-                                 {"limit_bytes": self.max_bytes})
+                                 {"limit_bytes": self.max_bytes}, v2=_is_v2(scope))
                 return
         received = 0
         body_done = False
@@ -78,12 +78,18 @@ class RequestGuard:
             if not started:
                 self._reject("shutting_down")
                 await send_error(send, 503, "shutting_down", "the service shut down before the request finished",
-                                 {}, {"Retry-After": "1"})
+                                 {}, {"Retry-After": "1"}, v2=_is_v2(scope))
+
+
+def _is_v2(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith("/v2")
 
 
 async def send_error(send: Send, status: int, code: str, message: str, detail: dict[str, object],
-                     headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "detail": detail}}).encode()
+                     headers: dict[str, str] | None = None, v2: bool = False) -> None:
+    """An error in the service's shape, or the Open Inference Protocol's (`{"error": message}`) under /v2."""
+    shape = {"error": message} if v2 else {"error": {"code": code, "message": message, "detail": detail}}
+    body = json.dumps(shape).encode()
     extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

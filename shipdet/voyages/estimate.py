@@ -10,10 +10,11 @@ call counts as its span over the typical call's: back-to-back calls at one berth
 interval is a parametric bootstrap over what is uncertain: the recall (a beta distribution: from AIS, the share of
 the vessels it places in the area at observed passes that a detection was matched to; without AIS, from repeat
 sightings, the share of the observed passes inside seen calls, after their first sighting and before their last,
-that found the vessel again), the dwell times (resampled), and the unseen calls themselves (given n seen with
-probability pi, the unseen number is negative binomial). Assumptions an analyst should quote: arrivals are spread
-evenly over the period (or the month), a call's chance of being seen does not depend on whether it is dark, the
-recall is the same at every pass, and the dwell times measured (by AIS, or by the images) are typical of all calls.
+that found the vessel again), the dwell times (resampled), and the calls that long visits hide (Poisson), and the
+unseen calls themselves (given n seen with probability pi, the unseen number is negative binomial). Assumptions an
+analyst should quote: arrivals are spread evenly over the period (or the month), a call's chance of being seen does
+not depend on whether it is dark, the recall is the same at every pass, and the dwell times measured (by AIS, or by
+the images) are typical of all calls.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 
 GRID = 600               # arrival times sampled across the period
 BOOTSTRAP = 400
+NEARLY_UNOBSERVED = 0.05  # below this chance of seeing a call, the images say nothing: estimate None
 DEFAULT_RECALL = (9.0, 1.0)  # beta prior of the recall where no call was seen twice: mean 0.9, wide
 
 
@@ -106,9 +108,10 @@ def single_call_dwells(visits: pd.DataFrame, min_dwell_days: float, max_dwell_da
     return dwell_estimates(identified if len(identified) >= 3 else visits, min_dwell_days, max_dwell_days)
 
 
-def interval(model: DetectionModel, seen: float, start: pd.Timestamp, end: pd.Timestamp, hard: tuple[int, int],
-             rng: np.random.Generator) -> dict[str, Any]:
-    """{observed, estimate, interval_90, hard_bounds} for `seen` confirmed calls arriving in [start, end]."""
+def interval(model: DetectionModel, seen: float, visits: int, start: pd.Timestamp, end: pd.Timestamp,
+             hard: tuple[int, int], rng: np.random.Generator) -> dict[str, Any]:
+    """{observed, estimate, interval_90, hard_bounds} for `seen` calls, behind `visits` confirmed visits, arriving
+    in [start, end]."""
     passes = _passes_during(model, start.value / 1e9, end.value / 1e9, model.dwell_days)
 
     def detection_probability(recall: float, dwells: np.ndarray) -> float:
@@ -123,12 +126,17 @@ def interval(model: DetectionModel, seen: float, start: pd.Timestamp, end: pd.Ti
     draws = np.empty(BOOTSTRAP)
     for i, recall in enumerate(recalls):
         p = max(detection_probability(recall, rng.choice(every, len(every))), 1e-3)
-        calls = round(seen)
+        calls = visits + rng.poisson(max(seen - visits, 0.0))  # the calls that long visits hide are a guess
         draws[i] = calls + rng.negative_binomial(max(calls, 1), p)  # none seen: the unseen of one more
     lo, hi = np.quantile(draws, [0.05, 0.95])
     seen = round(seen)
     lo_hard, hi_hard = hard
-    return {"observed": int(seen), "estimate": round(float(np.clip(seen / pi, lo_hard, hi_hard)), 1),
+    if pi < NEARLY_UNOBSERVED:  # no call could have been seen: say so, not "zero"
+        return {"observed": int(seen), "estimate": None, "interval_90": [int(lo_hard), int(hi_hard)],
+                "hard_bounds": [int(lo_hard), int(hi_hard)], "detection_probability": round(pi, 3)}
+    estimate = float(np.clip(seen / pi, lo_hard, hi_hard))
+    lo, hi = min(lo, estimate), max(hi, estimate)  # the interval holds its own point estimate
+    return {"observed": int(seen), "estimate": round(estimate, 1),
             "interval_90": [int(np.clip(np.floor(lo), lo_hard, hi_hard)), int(np.clip(np.ceil(hi), lo_hard, hi_hard))],
             "hard_bounds": [int(lo_hard), int(hi_hard)], "detection_probability": round(pi, 3)}
 
@@ -150,7 +158,8 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
     def counts(seen: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
         bounds = visit_bounds(seen, observed_times, lo, hi, min_dwell_days, berths)
         hard = (bounds["lower_bound"], bounds["upper_bound"])
-        return interval(model, calls_in(seen, model), lo, hi, hard, rng)
+        visits = int(seen.confirmed.sum()) if len(seen) else 0
+        return interval(model, calls_in(seen, model), visits, lo, hi, hard, rng)
 
     dark = in_period[in_period.dark] if len(in_period) else in_period
     by_month = {}

@@ -48,7 +48,8 @@ def _utc(table: pd.DataFrame, column: str, what: str) -> None:
         parsed = pd.to_datetime(table[column], utc=True)
     if getattr(parsed.dt, "tz", None) is None:
         parsed = parsed.dt.tz_localize("UTC")
-        table.attrs.setdefault("assumptions", []).append(f"{what} times carry no time zone: read as UTC")
+        if len(table):
+            table.attrs.setdefault("assumptions", []).append(f"{what} times carry no time zone: read as UTC")
     table[column] = parsed.dt.tz_convert("UTC")
 
 
@@ -108,7 +109,7 @@ def read_ais(path: Path | None) -> pd.DataFrame | None:
     if missing:
         raise DatasetFormatError(f"{path}: AIS lacks {', '.join(sorted(missing))}")
     _utc(ais, "time", "AIS")
-    if "length_m" not in ais or ais.length_m.isna().all():
+    if len(ais) and ("length_m" not in ais or ais.length_m.isna().all()):
         ais.attrs.setdefault("assumptions", []).append("AIS gives no vessel lengths: detections are matched to AIS "
                                                        "on position alone")
     return ais

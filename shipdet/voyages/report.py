@@ -57,7 +57,8 @@ def summary_markdown(summaries: list[dict[str, Any]]) -> str:
 
 
 def _row(label: str, c: dict[str, Any]) -> str:
-    return (f"| {label} | {c['observed']} | {c['estimate']} | {c['interval_90'][0]}-{c['interval_90'][1]} | "
+    estimate = "not observed" if c["estimate"] is None else c["estimate"]
+    return (f"| {label} | {c['observed']} | {estimate} | {c['interval_90'][0]}-{c['interval_90'][1]} | "
             f"{c['hard_bounds'][0]}-{c['hard_bounds'][1]} |")
 
 

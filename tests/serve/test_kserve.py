@@ -51,3 +51,22 @@ def test_protocol_errors(server):
     bad = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["bm90IGFuIGltYWdl"]}]}
     r = httpx.post(server.url + f"/v2/models/{name}/infer", json=bad)
     assert r.status_code == 400 and "JPEG, PNG or TIFF" in r.json()["error"]
+
+
+def test_every_error_under_v2_has_the_protocol_shape(fake_model):
+    from tests.serve.conftest import live_server
+
+    with live_server(fake_model, max_body_bytes=2048, api_keys=["k"]) as s:
+        key = {"x-api-key": "k"}
+        name = httpx.get(s.url + "/v1/models", headers=key).json()["models"][0]["name"]
+        answers = {
+            401: httpx.get(f"{s.url}/v2/models/{name}"),
+            404: httpx.get(s.url + "/v2/nothing/here", headers=key),
+            405: httpx.delete(f"{s.url}/v2/models/{name}/infer", headers=key),
+            413: httpx.post(f"{s.url}/v2/models/{name}/infer", content=b"{" * 4096, headers=key),
+        }
+        for status, r in answers.items():
+            assert r.status_code == status, (status, r.text)
+            assert isinstance(r.json()["error"], str) and r.json()["error"]
+        v1 = httpx.get(s.url + "/v1/nothing", headers=key)  # the native API keeps its own shape
+        assert v1.status_code == 404 and v1.json()["error"]["code"] == "not_found"

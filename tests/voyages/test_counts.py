@@ -120,7 +120,8 @@ def test_naive_times_and_ais_without_lengths_are_stated_assumptions(tmp_path: Pa
     from shipdet.cli import app
 
     runner = CliRunner()
-    assert runner.invoke(app, ["voyages", "simulate", "--out", str(tmp_path / "sim"), "--end", "2024-04-15"]
+    assert runner.invoke(app, ["voyages", "simulate", "--out", str(tmp_path / "sim"), "--end", "2024-04-15",
+                               "--dark-share", "0"]
                          ).exit_code == 0
     sim = tmp_path / "sim"
     det = pd.read_csv(sim / "detections.csv")
