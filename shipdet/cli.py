@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -18,9 +19,25 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from shipdet import __version__
+
+        typer.echo(f"shipdet {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     setup_logging(verbose)
+
+
+def _say(text: str, error: bool = True) -> None:
+    """One line on standard error; red on a terminal unless NO_COLOR is set (no-color.org)."""
+    colour = False if os.environ.get("NO_COLOR") else None
+    typer.secho(text, fg="red" if error else None, err=True, color=colour)
 
 
 def _register() -> None:
@@ -45,30 +62,30 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except ShipdetError as exc:
-        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        _say(f"error: {exc.message}")
         if exc.hint:
-            typer.echo(f"hint: {exc.hint}", err=True)
+            _say(f"hint: {exc.hint}", error=False)
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code if isinstance(code, int) else 0)
     except (typer.Abort, KeyboardInterrupt):
-        typer.secho("interrupted", fg="red", err=True)
+        _say("interrupted")
         sys.exit(130)
     except ValidationError as exc:  # a setting from an option or a SHIPDET_* variable that does not validate
         for err in exc.errors():
             where = ".".join(str(part) for part in err["loc"]) or exc.title
-            typer.secho(f"error: {exc.title} {where}: {err['msg']} (got {err.get('input')!r})", fg="red", err=True)
-        typer.echo("hint: see `shipdet COMMAND --help`; settings also come from SHIPDET_* environment variables",
-                   err=True)
+            _say(f"error: {exc.title} {where}: {err['msg']} (got {err.get('input')!r})")
+        _say("hint: see `shipdet COMMAND --help`; settings also come from SHIPDET_* environment variables",
+             error=False)
         sys.exit(2)
     except Exception as exc:  # usage errors (typer's own click) arrive here in non-standalone mode
         if type(exc).__name__ == "NoArgsIsHelpError":
-            typer.secho("error: no command given", fg="red", err=True)
-            typer.echo("hint: `shipdet --help` lists the commands", err=True)
+            _say("error: no command given")
+            _say("hint: `shipdet --help` lists the commands", error=False)
             sys.exit(2)
         if callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            typer.secho(f"error: {exc.format_message()}", fg="red", err=True)  # type: ignore[attr-defined]
-            typer.echo("hint: see `shipdet --help` or `shipdet COMMAND --help`", err=True)
+            _say(f"error: {exc.format_message()}")  # type: ignore[attr-defined]
+            _say("hint: see `shipdet --help` or `shipdet COMMAND --help`", error=False)
             sys.exit(2)
         raise

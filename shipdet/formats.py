@@ -125,6 +125,9 @@ def detection_records(dets: Detections) -> list[dict[str, Any]]:
     return records
 
 
+GEOJSON_DECIMALS = 7  # about 1 cm: RFC 7946 advises no more precision than the data has
+
+
 def to_geojson(dets: Detections, ref: GeoReference | None = None, geometry: str = "point") -> dict[str, Any]:
     """An RFC 7946 FeatureCollection (WGS84): a Point at each centre, or the box as a Polygon (`geometry='box'`)."""
     if len(dets) and ("lon" not in dets.data or "lat" not in dets.data):
@@ -142,9 +145,13 @@ def to_geojson(dets: Detections, ref: GeoReference | None = None, geometry: str 
     features = []
     for i, props in enumerate(detection_records(dets)):
         if polygons is not None:
-            ring = [*polygons[i].tolist(), polygons[i][0].tolist()]
-            geom: dict[str, Any] = {"type": "Polygon", "coordinates": [ring]}
+            corners = np.round(polygons[i], GEOJSON_DECIMALS)
+            x, y = corners[:, 0], corners[:, 1]
+            if np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y) < 0:  # clockwise: RFC 7946 wants the other way
+                corners = corners[::-1]
+            geom: dict[str, Any] = {"type": "Polygon", "coordinates": [[*corners.tolist(), corners[0].tolist()]]}
         else:
-            geom = {"type": "Point", "coordinates": [props["lon"], props["lat"]]}
+            geom = {"type": "Point", "coordinates": [round(props["lon"], GEOJSON_DECIMALS),
+                                                     round(props["lat"], GEOJSON_DECIMALS)]}
         features.append({"type": "Feature", "geometry": geom, "properties": props})
     return {"type": "FeatureCollection", "features": features}

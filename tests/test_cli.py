@@ -33,3 +33,26 @@ def test_bare_command_shows_the_commands_and_exits_2(tmp_path: Path) -> None:
     result = shipdet(cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
     assert "rescore" in result.stdout + result.stderr
+
+
+def test_version(tmp_path: Path) -> None:
+    from shipdet import __version__
+
+    result = shipdet("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"shipdet {__version__}"
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_errors_are_red_on_a_terminal_unless_no_color(tmp_path: Path, no_color: bool) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()  # standard error is a terminal, as for a person typing
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | ({"NO_COLOR": "1"} if no_color else {})
+    proc = subprocess.run([sys.executable, "-m", "shipdet", "frobnicate"], stdout=subprocess.PIPE,
+                          stderr=follower, cwd=tmp_path, env=env, timeout=120)
+    os.close(follower)
+    said = os.read(leader, 65536)
+    os.close(leader)
+    assert proc.returncode == 2 and b"No such command" in said
+    assert (b"\x1b[" in said) is not no_color

@@ -338,5 +338,8 @@ class RescoreRun:
 
         path = self.out / "detections.geojson"
         frame = gpd.read_parquet(self.out / "detections.parquet")
-        atomic_write(path, lambda tmp: frame.to_file(tmp, driver="GeoJSON"))
+        # RFC 7946: WGS84 without a `crs` member, counter-clockwise exterior rings, 7 decimals (about 1 cm); no
+        # collection name (GDAL would take it from the temporary file's).
+        atomic_write(path, lambda tmp: frame.to_file(tmp, driver="GeoJSON", RFC7946="YES", WRITE_NAME="NO",
+                                                     COORDINATE_PRECISION=7))
         return path

@@ -110,7 +110,7 @@ class Scene:
         ref = self.georef
         if ref is None:
             return shapely.Polygon()
-        t = np.linspace(0, 1, 17)
+        t = np.linspace(0, 1, 17)[:-1]  # each edge stops short of the next one's first vertex (no repeats)
         w, h = self.width, self.height
         xs = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
         ys = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])

@@ -70,9 +70,11 @@ def dwell_estimates(visits: pd.DataFrame, min_dwell_days: float, max_dwell_days:
     within [min_dwell_days, max_dwell_days]; a bound left open (the period's edge) counts as its sighting."""
     if not len(visits):
         return np.array([min_dwell_days])
-    first, last = visits.first_seen, visits.last_seen
-    arrive = first - (first - visits.arrival_earliest.fillna(first)) / 2
-    leave = last + (visits.departure_latest.fillna(last) - last) / 2
+    first, last = pd.to_datetime(visits.first_seen, utc=True), pd.to_datetime(visits.last_seen, utc=True)
+    earliest = pd.to_datetime(visits.arrival_earliest, utc=True).fillna(first)  # all None: object dtype
+    latest = pd.to_datetime(visits.departure_latest, utc=True).fillna(last)
+    arrive = first - (first - earliest) / 2
+    leave = last + (latest - last) / 2
     days = (leave - arrive).dt.total_seconds().to_numpy() / 86400
     return np.clip(days, min_dwell_days, max_dwell_days)
 

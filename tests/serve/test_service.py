@@ -127,7 +127,11 @@ def test_georeferenced_json_and_geojson(server):
     assert r.headers["content-type"].startswith("application/geo+json")
     fc = r.json()
     assert fc["type"] == "FeatureCollection" and fc["features"][0]["geometry"]["type"] == "Polygon"
-    assert len(fc["features"][0]["geometry"]["coordinates"][0]) == 5
+    ring = np.asarray(fc["features"][0]["geometry"]["coordinates"][0])
+    assert len(ring) == 5 and (ring[0] == ring[-1]).all() and np.array_equal(np.round(ring, 7), ring)
+    x, y = ring[:-1, 0], ring[:-1, 1]
+    assert np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y) > 0  # RFC 7946: counter-clockwise exterior
+    assert "crs" not in fc
     r = post(server, jpeg(), {**JPEG, "accept": "application/geo+json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_georeferenced"
     r = post(server, jpeg(), params={"transform": "3,0,341200,0,-3,4733800"})
