@@ -62,7 +62,8 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
     app = FastAPI(title="shipdet", version=__version__, lifespan=lifespan,
                   description="Ship detection on satellite image tiles. Errors: {error: {code, message, detail}}.",
                   docs_url=None if protect else "/docs", redoc_url=None if protect else "/redoc",
-                  openapi_url=None if protect else "/openapi.json")
+                  openapi_url=None if protect else "/openapi.json",
+                  generate_unique_id_function=lambda route: route.name)  # operation ids: detect, infer, ...
     app.state.service = svc
     app.state.api_keys = keys
     app.state.protect_operations = protect

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hmac
 import time
 from collections import OrderedDict, deque
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
 
 from shipdet.serve.errors import ApiError
 
@@ -62,7 +64,13 @@ class FailedAttempts:
             self.by_client.popitem(last=False)
 
 
-async def require_api_key(request: Request) -> None:
+# Declared for the OpenAPI schema (clients and generators see how to authenticate); the check below reads the
+# headers itself, as it also accepts `Authorization: Bearer`.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKey",
+                              description="An API key (or `Authorization: Bearer <key>`); needed when keys are set.")
+
+
+async def require_api_key(request: Request, _: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
     keys: list[str] = request.app.state.api_keys
     if not keys:
         return

@@ -5,8 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Every reason a request is refused for, so that each series exists (at 0) from the start: alerting on a rate
+# needs the series before the first refusal.
+REJECTION_REASONS = ("queue_full", "deadline", "shutting_down", "body_too_large", "body_timeout")
 
 
 class ServiceMetrics:
@@ -25,6 +29,10 @@ class ServiceMetrics:
                                    registry=self.registry)
         self.rejections = Counter("shipdet_rejections_total", "Requests refused", ["reason"],
                                   registry=self.registry)
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason=reason)
+        ProcessCollector(registry=self.registry)  # CPU seconds, resident memory, open files of this process
+        PlatformCollector(registry=self.registry)
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -17,7 +17,15 @@ from shipdet.serve.auth import require_api_key, require_key_for_operations
 from shipdet.serve.dataplane import TileError, TileResult, detect_tiles
 from shipdet.serve.errors import ApiError
 from shipdet.serve.params import DetectParameters, parse_parameters
-from shipdet.serve.schemas import BATCH_BODY, ERRORS, IMAGE_BODY, BatchResponse, DetectResponse, ErrorResponse
+from shipdet.serve.schemas import (
+    BATCH_BODY,
+    DETECT_RESPONSES,
+    ERRORS,
+    IMAGE_BODY,
+    BatchResponse,
+    DetectResponse,
+    ErrorResponse,
+)
 from shipdet.serve.state import Service, ServiceState
 
 BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
@@ -122,7 +130,7 @@ def _respond(payload: dict[str, Any], request: Request) -> JSONResponse:
 
 @router.post("/v1/detect", dependencies=[Depends(require_api_key), Depends(known_params(DETECT_PARAMS))],
              summary="Detect ships in one tile (raw image body or multipart)", response_model=DetectResponse,
-             responses=ERRORS, openapi_extra=IMAGE_BODY)
+             responses=DETECT_RESPONSES, openapi_extra=IMAGE_BODY)
 async def detect(request: Request, svc: Service, q: Annotated[DetectQuery, Depends()]) -> JSONResponse:
     svc.admit()
     tiles = await read_tiles(request, 1)

@@ -88,11 +88,20 @@ class ErrorResponse(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
-    for status, text in {401: "missing or wrong API key", 413: "body, pixel count or tile count over the limit",
+    for status, text in {401: "missing or wrong API key", 408: "request body not received in time",
+                         429: "too many wrong or missing API keys from this address (Retry-After)",
+                         413: "body, pixel count or tile count over the limit",
                          415: "unsupported media type or image format", 422: "invalid parameters or corrupt image",
                          503: "not ready, shutting down, or queue full (Retry-After)", 504: "deadline exceeded",
                          500: "internal error (never expected)"}.items()
 }
+
+# `Accept: application/geo+json` gets an RFC 7946 FeatureCollection (georeferenced tiles only).
+DETECT_RESPONSES: dict[int | str, dict[str, Any]] = {**ERRORS, 200: {
+    "description": "detections (JSON), or a GeoJSON FeatureCollection with `Accept: application/geo+json`",
+    "content": {"application/geo+json": {"schema": {"type": "object", "required": ["type", "features"],
+                                                    "properties": {"type": {"const": "FeatureCollection"},
+                                                                   "features": {"type": "array"}}}}}}}
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
