@@ -46,6 +46,13 @@ def loadgen(url: str, tiles: Path, concurrency: int, duration: float, expected: 
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def grpcload(target: str, model: str, tiles: Path, concurrency: int, duration: float) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.grpcload", target, model, "--tiles", str(tiles), "--concurrency",
+           str(concurrency), "--duration", str(duration)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, required=True)
@@ -70,10 +77,16 @@ def main() -> None:
     # One tile at a time: what a single client can get at best, the reference for concurrency 1.
     single_tps = len(batch_tiles) / median(timed(lambda: [engine.detect([t]) for t in batch_tiles], repeats))
     engine.close()
-    server = start_server(args.model, args.port, {"SHIPDET_SERVE_MAX_BATCH": str(args.max_batch)})
+    server = start_server(args.model, args.port, {"SHIPDET_SERVE_MAX_BATCH": str(args.max_batch),
+                                                  "SHIPDET_SERVE_GRPC_PORT": str(args.port + 1)})
+    duration = 5 if args.dry_run else args.duration
     try:
         url = f"http://127.0.0.1:{args.port}/v1/detect"
-        results = [loadgen(url, folder, c, 5 if args.dry_run else args.duration) for c in args.concurrency]
+        name = httpx.get(f"http://127.0.0.1:{args.port}/v1/models").json()["models"][0]["name"]
+        results, grpc_results = [], []
+        for c in args.concurrency:  # the two protocols one after the other at each concurrency
+            results.append(loadgen(url, folder, c, duration))
+            grpc_results.append(grpcload(f"127.0.0.1:{args.port + 1}", name, folder, c, duration))
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -87,10 +100,19 @@ def main() -> None:
         lines.append(f"| {r['concurrency']} | {r['requests']} | {r['throughput']:.2f} | "
                      f"{r['throughput'] / engine_tps:.2f} | {r['throughput'] / single_tps:.2f} | "
                      f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+    lines += ["", "The same load over gRPC (`bench/grpcload.py`: ModelInfer of the Open Inference Protocol, one "
+              "encoded tile a request, a grpc.aio client in a separate process), run right after each HTTP row:", "",
+              "| concurrency | HTTP tiles/s | gRPC tiles/s | gRPC / HTTP | HTTP p50 ms | gRPC p50 ms | gRPC p99 ms |",
+              "|---|---|---|---|---|---|---|"]
+    for h, g in zip(results, grpc_results, strict=True):
+        lines.append(f"| {h['concurrency']} | {h['throughput']:.2f} | {g['throughput']:.2f} | "
+                     f"{g['throughput'] / h['throughput']:.2f} | {h['p50_ms']:.0f} | {g['p50_ms']:.0f} | "
+                     f"{g['p99_ms']:.0f} |")
+    lines.append("")
     best = max(r["throughput"] for r in results) / engine_tps
     worst = min(r["throughput"] / (single_tps if r["concurrency"] == 1 else engine_tps) for r in results)
-    lines += ["", f"Best service / engine: **{best:.2f}**; lowest at any concurrency against its reference (one tile "
-              f"at a time for concurrency 1, batches above): **{worst:.2f}** (target >= 0.8). Load generator: "
+    lines += [f"Best service / engine (HTTP): **{best:.2f}**; lowest at any concurrency against its reference (one "
+              f"tile at a time for concurrency 1, batches above): **{worst:.2f}** (target >= 0.8). Load generator: "
               "`bench/loadgen.py`, a separate process with httpx clients on loopback."]
     text = "\n".join(lines)
     print(text)

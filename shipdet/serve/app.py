@@ -50,8 +50,15 @@ def create_app(settings: ServeSettings | None = None, engine: Engine | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.decode_pool = ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="shipdet-decode")
         starting = asyncio.create_task(_start(svc, engine))
+        grpc_server = None
+        if settings.grpc_port is not None:
+            from shipdet.serve.grpc_server import start_grpc
+
+            grpc_server = await start_grpc(svc, app.state.api_keys, app.state.failed_keys)
         yield
         svc.draining = True
+        if grpc_server is not None:
+            await grpc_server.stop(settings.shutdown_grace_s)
         starting.cancel()
         if svc.batcher is not None:
             await svc.batcher.stop()

@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(None, help="ONNX model (default: the bundled weights/shipdet-default.onnx)."),
         host: str = typer.Option(None, help="Listen address (default 127.0.0.1)."),
         port: int = typer.Option(None, help="Port (default 8000)."),
+        grpc_port: int = typer.Option(None, help="Also serve the Open Inference Protocol over gRPC on this port."),
         api_keys_file: Path = typer.Option(None, help="File with one API key a line."),
         allow_public_without_key: bool = typer.Option(False, help="Listen beyond loopback without a key."),
         providers: str = typer.Option(None, help="Execution providers in order, e.g. tensorrt,cuda,cpu."),
@@ -26,7 +27,8 @@ def register(app: typer.Typer) -> None:
         from shipdet.serve.server import run_server
         from shipdet.serve.settings import ServeSettings
 
-        given: dict[str, Any] = {"model": model, "host": host, "port": port, "api_keys_file": api_keys_file,
+        given: dict[str, Any] = {"model": model, "host": host, "port": port, "grpc_port": grpc_port,
+                                 "api_keys_file": api_keys_file,
                  "allow_public_without_key": allow_public_without_key or None, "max_batch": max_batch,
                  "max_delay_ms": max_delay_ms,
                  "providers": [p.strip() for p in providers.split(",")] if providers else None}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -26,7 +25,14 @@ from shipdet.serve.dataplane import TileError, TileResult, detect_tiles
 from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import parse_parameters
 from shipdet.serve.state import service
-from shipdet.serve.v2codec import encode_outputs, parse_request
+from shipdet.serve.v2codec import (
+    INPUTS,
+    PROTOCOL_PARAMETERS,
+    detection_tensors,
+    encode_outputs,
+    output_metadata,
+    parse_request,
+)
 
 
 class ProtocolError(BaseModel):
@@ -38,10 +44,6 @@ def _doc(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
-DTYPES = {"FP32": np.float32, "INT32": np.int32}
-# Request-level parameters of the protocol itself (tritonclient sends some), not detection parameters.
-PROTOCOL_PARAMETERS = {"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
-                       "headers"}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -74,15 +76,8 @@ async def metadata(request: Request, name: str) -> JSONResponse:
         _, engine = _model_or_404(request, name)
     except ApiError as exc:
         return _error(exc.status, exc.message)
-    outputs = [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
-               {"name": "scores", "datatype": "FP32", "shape": [-1]},
-               {"name": "classes", "datatype": "INT32", "shape": [-1]},
-               {"name": "image_index", "datatype": "INT32", "shape": [-1]},
-               {"name": "num_detections", "datatype": "INT32", "shape": [-1]}]
-    if engine.info.task == "obb":
-        outputs.append({"name": "obb", "datatype": "FP32", "shape": [-1, 5]})
     return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
-                         "inputs": [{"name": "images", "datatype": "BYTES", "shape": [-1]}], "outputs": outputs,
+                         "inputs": INPUTS, "outputs": output_metadata(engine.info.task),
                          "parameters": {"classes": engine.info.names, "task": engine.info.task}})
 
 
@@ -118,16 +113,7 @@ async def infer(request: Request, name: str) -> Response:
         for result in results:  # the protocol fails the whole request for one bad input
             if isinstance(result, TileError):
                 raise result.as_exception()
-        dets = [r.detections for r in results if isinstance(r, TileResult)]
-        tensors = {
-            "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
-            "scores": np.concatenate([d.score for d in dets]).astype(np.float32),
-            "classes": np.concatenate([d.class_id for d in dets]).astype(np.int32),
-            "image_index": np.concatenate([np.full(len(d), i) for i, d in enumerate(dets)]).astype(np.int32),
-            "num_detections": np.array([len(d) for d in dets], dtype=np.int32),
-        }
-        if engine.info.task == "obb":
-            tensors["obb"] = np.concatenate([d.obb for d in dets]).astype(np.float32).reshape(-1, 5)
+        tensors = detection_tensors([r.detections for r in results if isinstance(r, TileResult)], engine.info.task)
         body, blob = encode_outputs(tensors, header.get("outputs") or [])
     except (ApiError, ShipdetError) as exc:
         known = classify(exc)

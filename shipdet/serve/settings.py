@@ -29,6 +29,8 @@ class ServeSettings(BaseSettings):
     model: Path = Field(DEFAULT_MODEL, description="ONNX model; the bundled default when not named.")
     host: str = "127.0.0.1"
     port: int = 8000
+    grpc_port: int | None = Field(None, ge=0, le=65535, description="Also serve the Open Inference Protocol over "
+                                                                   "gRPC on this port (0: any free one; unset: off).")
     api_keys: list[SecretStr] = Field(default_factory=list, description="Accepted API keys.")
     api_keys_file: Path | None = Field(None, description="File with one API key a line (e.g. a mounted secret).")
     allow_public_without_key: bool = Field(False, description="Listen beyond loopback with no key (explicit).")

@@ -28,6 +28,7 @@ class ServiceState:
     ready: bool = False
     draining: bool = False
     load_error: str | None = None
+    grpc_port: int | None = None  # the gRPC server's bound port, once it listens
 
     def engine_or_503(self) -> Engine:
         if self.engine is None or self.batcher is None:

@@ -10,8 +10,41 @@ from typing import Any
 
 import numpy as np
 
+from shipdet.detections import Detections
 
-def _bytes_elements(raw: bytes) -> list[bytes]:
+# Request-level parameters of the protocol itself (tritonclient sends some), not detection parameters.
+PROTOCOL_PARAMETERS = {"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
+                       "headers"}
+INPUTS: list[dict[str, Any]] = [{"name": "images", "datatype": "BYTES", "shape": [-1]}]
+
+
+def output_metadata(task: str) -> list[dict[str, Any]]:
+    """The outputs as model metadata lists them (HTTP and gRPC alike)."""
+    outputs = [{"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
+               {"name": "scores", "datatype": "FP32", "shape": [-1]},
+               {"name": "classes", "datatype": "INT32", "shape": [-1]},
+               {"name": "image_index", "datatype": "INT32", "shape": [-1]},
+               {"name": "num_detections", "datatype": "INT32", "shape": [-1]}]
+    if task == "obb":
+        outputs.append({"name": "obb", "datatype": "FP32", "shape": [-1, 5]})
+    return outputs
+
+
+def detection_tensors(dets: list[Detections], task: str) -> dict[str, np.ndarray]:
+    """One request's detections as the protocol's output tensors, ragged over its images (indexed by image)."""
+    tensors = {
+        "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
+        "scores": np.concatenate([d.score for d in dets]).astype(np.float32),
+        "classes": np.concatenate([d.class_id for d in dets]).astype(np.int32),
+        "image_index": np.concatenate([np.full(len(d), i) for i, d in enumerate(dets)]).astype(np.int32),
+        "num_detections": np.array([len(d) for d in dets], dtype=np.int32),
+    }
+    if task == "obb":
+        tensors["obb"] = np.concatenate([d.obb for d in dets]).astype(np.float32).reshape(-1, 5)
+    return tensors
+
+
+def bytes_elements(raw: bytes) -> list[bytes]:
     out, offset = [], 0
     while offset < len(raw):
         if offset + 4 > len(raw):
@@ -45,7 +78,7 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
         size = int((item.get("parameters") or {}).get("binary_data_size", 0))
         if item is images_input:
             if size:
-                images = _bytes_elements(binary[offset:offset + size])
+                images = bytes_elements(binary[offset:offset + size])
             else:
                 images = [base64.b64decode(s, validate=True) for s in np.asarray(item["data"]).reshape(-1)]
         offset += size
