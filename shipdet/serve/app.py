@@ -30,8 +30,12 @@ async def _start(svc: ServiceState, engine: Engine | None) -> None:
     try:
         if engine is None:
             engine = await asyncio.get_running_loop().run_in_executor(None, svc.load)
+        def on_batch(size: int, seconds: float) -> None:
+            svc.metrics.observe_batch(size, seconds)
+            svc.stats.execution_count += 1
+
         svc.batcher = DynamicBatcher(engine, svc.settings.max_batch, svc.settings.max_delay_ms,
-                                     svc.settings.queue_size, on_batch=svc.metrics.observe_batch)
+                                     svc.settings.queue_size, on_batch=on_batch)
         svc.batcher.start()
         svc.engine = engine
         svc.ready = True

@@ -182,4 +182,12 @@ async def detect_tiles(svc: ServiceState, tiles: list[bytes], params: DetectPara
                 raise
             return TileError(*known)
 
-    return list(await asyncio.gather(*(one(t) for t in tiles)))
+    started = time.perf_counter()
+    try:
+        results = list(await asyncio.gather(*(one(t) for t in tiles)))
+    except BaseException:
+        svc.stats.request(len(tiles), time.perf_counter() - started, ok=False)
+        raise
+    ok = not any(isinstance(r, TileError) for r in results)
+    svc.stats.request(len(tiles), time.perf_counter() - started, ok=ok)
+    return results

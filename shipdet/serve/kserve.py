@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from shipdet import __version__
 from shipdet.errors import ShipdetError
 from shipdet.serve.auth import require_api_key
 from shipdet.serve.dataplane import TileError, TileResult, detect_tiles
@@ -50,12 +51,58 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _model_or_404(request: Request, name: str) -> Any:
+def _model_or_404(request: Request, name: str, version: str | None = None) -> Any:
     svc = service(request)
     engine = svc.engine_or_503()
     if name != engine.info.name:
         raise ApiError(404, "not_found", f"model {name!r} is not served (this server serves {engine.info.name!r})")
+    if version is not None and version != engine.info.version:
+        raise ApiError(404, "not_found", f"model {name!r} has no version {version!r} (it has "
+                                         f"{engine.info.version!r})")
     return svc, engine
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "shipdet", "version": __version__,
+            "extensions": ["binary_tensor_data", "statistics", "model_configuration"]}
+
+
+@router.post("/repository/index", dependencies=[Depends(require_api_key)], responses=_doc(401, 503),
+             summary="The models this server serves (one, always loaded)")
+async def repository_index(request: Request) -> list[dict[str, str]]:
+    info = service(request).engine_or_503().info
+    return [{"name": info.name, "version": info.version, "state": "READY", "reason": ""}]
+
+
+@router.get("/models/{name}/config", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
+@router.get("/models/{name}/versions/{version}/config", dependencies=[Depends(require_api_key)],
+            responses=_doc(401, 404, 503), name="config_version")
+async def config(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    svc, engine = _model_or_404(request, name, version)
+    types = {"BYTES": "TYPE_STRING", "FP32": "TYPE_FP32", "INT32": "TYPE_INT32"}
+    tensors = [{"name": t["name"], "data_type": types[t["datatype"]], "dims": t["shape"]}
+               for t in output_metadata(engine.info.task)]
+    return {"name": engine.info.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
+            "max_batch_size": 0, "input": [{"name": "images", "data_type": "TYPE_STRING", "dims": [-1]}],
+            "output": tensors, "dynamic_batching": {"max_queue_delay_microseconds":
+                                                    int(svc.settings.max_delay_ms * 1000)},
+            "parameters": {"max_tiles": {"string_value": str(svc.settings.max_tiles)}}}
+
+
+@router.get("/models/stats", dependencies=[Depends(require_api_key)], responses=_doc(401, 503), name="all_stats")
+@router.get("/models/{name}/stats", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
+@router.get("/models/{name}/versions/{version}/stats", dependencies=[Depends(require_api_key)],
+            responses=_doc(401, 404, 503), name="stats_version")
+async def stats(request: Request, name: str | None = None, version: str | None = None) -> dict[str, Any]:
+    svc, engine = _model_or_404(request, name, version) if name else (service(request), None)
+    engine = engine or svc.engine_or_503()
+    s = svc.stats
+    return {"model_stats": [{
+        "name": engine.info.name, "version": engine.info.version, "last_inference": s.last_inference_ms,
+        "inference_count": s.inference_count, "execution_count": s.execution_count,
+        "inference_stats": {"success": {"count": s.success_count, "ns": s.success_ns},
+                            "fail": {"count": s.fail_count, "ns": s.fail_ns}}}]}
 
 
 @router.get("/health/live")
@@ -71,9 +118,11 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/models/{name}", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
-async def metadata(request: Request, name: str) -> JSONResponse:
+@router.get("/models/{name}/versions/{version}", dependencies=[Depends(require_api_key)],
+            responses=_doc(401, 404, 503), name="metadata_version")
+async def metadata(request: Request, name: str, version: str | None = None) -> JSONResponse:
     try:
-        _, engine = _model_or_404(request, name)
+        _, engine = _model_or_404(request, name, version)
     except ApiError as exc:
         return _error(exc.status, exc.message)
     return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
@@ -82,23 +131,29 @@ async def metadata(request: Request, name: str) -> JSONResponse:
 
 
 @router.get("/models/{name}/ready", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
-async def model_ready(request: Request, name: str) -> JSONResponse:
+@router.get("/models/{name}/versions/{version}/ready", dependencies=[Depends(require_api_key)],
+            responses=_doc(401, 404, 503), name="model_ready_version")
+async def model_ready(request: Request, name: str, version: str | None = None) -> JSONResponse:
     try:
-        svc, _ = _model_or_404(request, name)
+        svc, _ = _model_or_404(request, name, version)
     except ApiError as exc:
         return _error(exc.status, exc.message)
     return JSONResponse({"name": name, "ready": svc.ready and not svc.draining},
                         status_code=200 if svc.ready and not svc.draining else 503)
 
 
+INFER_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 @router.post("/models/{name}/infer", dependencies=[Depends(require_api_key)],
-             responses=_doc(400, 401, 404, 413, 503, 504),
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "object"}},
-                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def infer(request: Request, name: str) -> Response:
+             responses=_doc(400, 401, 404, 413, 503, 504), openapi_extra=INFER_BODY)
+@router.post("/models/{name}/versions/{version}/infer", dependencies=[Depends(require_api_key)],
+             responses=_doc(400, 401, 404, 413, 503, 504), openapi_extra=INFER_BODY, name="infer_version")
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
     try:
-        svc, engine = _model_or_404(request, name)
+        svc, engine = _model_or_404(request, name, version)
         svc.admit()
         header, images = parse_request(await request.body(), request.headers.get("inference-header-content-length"))
         # Validated before anything is decoded or batched: a bad parameter is this request's 400, no one else's.
@@ -114,7 +169,8 @@ async def infer(request: Request, name: str) -> Response:
             if isinstance(result, TileError):
                 raise result.as_exception()
         tensors = detection_tensors([r.detections for r in results if isinstance(r, TileResult)], engine.info.task)
-        body, blob = encode_outputs(tensors, header.get("outputs") or [])
+        binary = bool((header.get("parameters") or {}).get("binary_data_output", False))
+        body, blob = encode_outputs(tensors, header.get("outputs") or [], binary)
     except (ApiError, ShipdetError) as exc:
         known = classify(exc)
         if known is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -19,6 +20,29 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class InferenceStats:
+    """Counts the Open Inference Protocol's statistics extension reports (Triton's names): requests that
+    succeeded or failed and their time, images inferred, model calls (batches)."""
+
+    success_count: int = 0
+    success_ns: int = 0
+    fail_count: int = 0
+    fail_ns: int = 0
+    inference_count: int = 0
+    execution_count: int = 0
+    last_inference_ms: int = 0
+
+    def request(self, images: int, seconds: float, ok: bool) -> None:
+        ns = int(seconds * 1e9)
+        if ok:
+            self.success_count, self.success_ns = self.success_count + 1, self.success_ns + ns
+            self.inference_count += images
+        else:
+            self.fail_count, self.fail_ns = self.fail_count + 1, self.fail_ns + ns
+        self.last_inference_ms = int(time.time() * 1000)
+
+
+@dataclass
 class ServiceState:
     settings: ServeSettings
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
@@ -29,6 +53,7 @@ class ServiceState:
     draining: bool = False
     load_error: str | None = None
     grpc_port: int | None = None  # the gRPC server's bound port, once it listens
+    stats: InferenceStats = field(default_factory=InferenceStats)
 
     def engine_or_503(self) -> Engine:
         if self.engine is None or self.batcher is None:

@@ -91,11 +91,13 @@ def parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any
     return header, images
 
 
-def encode_outputs(tensors: dict[str, np.ndarray], requested: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
-    """The response's `outputs` header and its binary tail: each requested output as JSON data or, where the
-    client asked for binary data, little-endian bytes after the header (all outputs when none was named)."""
-    wanted = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", False)) for o in requested} or \
-        dict.fromkeys(tensors, False)
+def encode_outputs(tensors: dict[str, np.ndarray], requested: list[dict[str, Any]], binary_output: bool = False
+                   ) -> tuple[dict[str, Any], bytes]:
+    """The response's `outputs` header and its binary tail: each requested output (all when none was named) as
+    JSON data or, where the client asked for binary data (per output, or `binary_data_output` for all),
+    little-endian bytes after the header."""
+    wanted = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", binary_output)) for o in requested} or \
+        dict.fromkeys(tensors, binary_output)
     unknown = sorted(set(wanted) - set(tensors))
     if unknown:
         raise ValueError(f"unknown output(s): {', '.join(unknown)}")

@@ -70,3 +70,30 @@ def test_every_error_under_v2_has_the_protocol_shape(fake_model):
             assert isinstance(r.json()["error"], str) and r.json()["error"]
         v1 = httpx.get(s.url + "/v1/nothing", headers=key)  # the native API keeps its own shape
         assert v1.status_code == 404 and v1.json()["error"]["code"] == "not_found"
+
+
+def test_what_a_triton_client_calls(server):
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    name = httpx.get(server.url + "/v1/models").json()["models"][0]["name"]
+    assert client.get_server_metadata()["name"] == "shipdet"
+    version = client.get_model_metadata(name)["versions"][0]
+    assert client.get_model_metadata(name, model_version=version)["name"] == name
+    assert client.is_model_ready(name, model_version=version)
+    with pytest.raises(InferenceServerException):
+        client.get_model_metadata(name, model_version="no-such-version")
+    config = client.get_model_config(name)
+    assert config["name"] == name and config["input"][0]["data_type"] == "TYPE_STRING"
+    assert client.get_model_repository_index()[0] == {"name": name, "version": version, "state": "READY",
+                                                      "reason": ""}
+    before = client.get_inference_statistics(name)["model_stats"][0]
+    tile = httpclient.InferInput("images", [1], "BYTES")
+    tile.set_data_from_numpy(np.array([jpeg()], dtype=object), binary_data=True)
+    result = client.infer(name, [tile], model_version=version)  # no outputs named: all come back binary
+    assert result.as_numpy("boxes").shape[1] == 4
+    assert all("binary_data_size" in o["parameters"] for o in result.get_response()["outputs"])
+    after = client.get_inference_statistics(name)["model_stats"][0]
+    assert after["inference_stats"]["success"]["count"] == before["inference_stats"]["success"]["count"] + 1
+    assert after["inference_count"] == before["inference_count"] + 1
+    assert after["execution_count"] > before["execution_count"]
