@@ -31,7 +31,11 @@ class Progress(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         if sys.stderr.isatty():
-            with tqdm(self.items, desc=self.desc, total=self.total, unit=self.unit, dynamic_ncols=True) as bar:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            # Log lines while the bar runs are written above it, not through it.
+            with logging_redirect_tqdm(), tqdm(self.items, desc=self.desc, total=self.total, unit=self.unit,
+                                               dynamic_ncols=True) as bar:
                 self._bar = bar
                 yield from bar
             return
@@ -45,10 +49,10 @@ class Progress(Generic[T]):
                 rate = done / (now - start)
                 left = f", {((self.total - done) / rate):.0f} s left" if self.total and rate > 0 else ""
                 note = f", {self._note}" if self._note else ""
-                log.info("%s: %d%s %s (%.2f %s/s%s%s)", self.desc, done, f"/{self.total}" if self.total else "",
-                         self.unit, rate, self.unit, left, note)
+                of = f" of {self.total:,}" if self.total else ""
+                log.info("%s: %s%s (%.2f a second%s%s)", self.desc, plural(done, self.unit), of, rate, left, note)
                 last = now
-        log.info("%s: %d %s in %.1f s%s", self.desc, done, self.unit, time.monotonic() - start,
+        log.info("%s: %s in %.1f s%s", self.desc, plural(done, self.unit), time.monotonic() - start,
                  f" ({self._note})" if self._note else "")
 
 
@@ -58,5 +62,15 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str 
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    """shipdet's own messages from INFO up; other libraries' only from WARNING up (their INFO chatter is not the
+    user's business) unless --verbose."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("shipdet").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """`1 scene`, `3 scenes`, `no scenes`: counts said in words a person would write."""
+    if count == 0:
+        return f"no {plural_form or noun + 's'}"
+    return f"{count:,} {noun if count == 1 else (plural_form or noun + 's')}"

@@ -65,7 +65,21 @@ def register(app: typer.Typer) -> None:
             counts = run.run(scenes, retry_failed=retry_failed)
         if geojson and (out / "detections.parquet").is_file():
             run.export_geojson()
-        typer.echo(f"scenes: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed; "
-                   f"{counts['tiles']} tiles in {counts['seconds']} s "
-                   f"({counts['tiles'] / max(counts['seconds'], 1):.1f} tiles/s). Tables: {out}/detections.parquet, "
-                   f"{out}/scenes.parquet (failures: {out}/failures.jsonl)")
+        typer.echo(closing_summary(counts, out))
+
+
+def closing_summary(counts: Any, out: Path) -> str:
+    """What the run did, once, in plain words, naming only the files that exist."""
+    from shipdet.progress import plural
+
+    seconds = float(counts["seconds"])
+    rate = f", {counts['tiles'] / seconds:.1f} a second" if seconds > 0 and counts["tiles"] else ""
+    said = [f"Scored {plural(counts['done'], 'scene')} ({plural(counts['skipped'], 'scene')} already done, "
+            f"{plural(counts['failed'], 'failure')}): {plural(counts['tiles'], 'window')} in {seconds:.1f} s{rate}."]
+    files = [out / name for name in ("detections.parquet", "detections.csv", "detections.geojson", "scenes.parquet",
+                                     "scenes.csv", "failures.jsonl")]
+    written = [str(f) for f in files if f.is_file()]
+    said.append(f"Written: {', '.join(written)}." if written else "No table written: no scene was scored.")
+    if counts["failed"]:
+        said.append(f"Failed scenes and why: {out / 'failures.jsonl'} (`--retry-failed` tries them again).")
+    return " ".join(said)
