@@ -169,7 +169,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
 
 
 async def detect_tiles(svc: ServiceState, tiles: list[bytes], params: DetectParameters,
-                 given_ref: GeoReference | None = None) -> list[TileResult | TileError]:
+                       given_ref: GeoReference | None = None) -> list[TileResult | TileError]:
     """Every tile of one request through `detect_tile`, results in order. A tile's own fault is its `TileError`;
     what concerns the whole request (overload, deadline, shutdown, a fault of the service) raises."""
 
