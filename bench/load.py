@@ -73,7 +73,7 @@ def main() -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     base = [sys.executable, "-m", "bench.loadgen", f"http://127.0.0.1:{args.port}/v1/detect", "--tiles",
             str(folder), "--concurrency", str(args.clients), "--hostile", str(args.hostile), "--both-protocols",
-            "--max-tiles", "16", "--body-timeout", str(args.body_timeout)]
+            "--max-tiles", "16"]
     try:
         # Warm-up: onnxruntime grows its memory arena to the largest batch once; memory is then measured
         # over the load run proper, so growth means a leak, not the first allocation.

@@ -33,13 +33,13 @@ def _boxes(r: httpx.Response, protocol: str) -> list[list[float]]:
 
 
 async def run(url: str, tiles: list[bytes], concurrency: int, duration: float, hostile: float, seed: int,
-              expected: dict[int, list[list[float]]] | None, max_tiles: int, body_timeout_s: float,
-              both_protocols: bool) -> dict[str, object]:
+              expected: dict[int, list[list[float]]] | None, max_tiles: int, both_protocols: bool
+              ) -> dict[str, object]:
     from bench.hostile import hostile_cases
 
     rng = random.Random(seed)
     base = url.split("/v1/")[0]
-    cases = hostile_cases(max_tiles, body_timeout_s)
+    cases = hostile_cases(max_tiles)
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     wrong = unexpected = 0
@@ -104,7 +104,6 @@ def main() -> None:
     ap.add_argument("--hostile", type=float, default=0.0, help="share of requests drawn from the hostile classes")
     ap.add_argument("--both-protocols", action="store_true", help="valid requests on /v1 and /v2 alike")
     ap.add_argument("--max-tiles", type=int, default=16, help="the server's max_tiles")
-    ap.add_argument("--body-timeout", type=float, default=30.0, help="the server's body_timeout_s")
     ap.add_argument("--expected", type=Path, help="JSON: tile index -> expected xyxy list")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -116,7 +115,7 @@ def main() -> None:
     if args.expected:
         expected = {int(k): v for k, v in json.loads(args.expected.read_text()).items()}
     result = asyncio.run(run(args.url, tiles, args.concurrency, args.duration, args.hostile, args.seed, expected,
-                             args.max_tiles, args.body_timeout, args.both_protocols))
+                             args.max_tiles, args.both_protocols))
     print(json.dumps(result))
 
 
