@@ -16,18 +16,23 @@ log = logging.getLogger("shipdet")
 
 class Progress(Generic[T]):
     """Iterates `items`, showing done/total, rate and time left; `note` adds a figure of the job's own (tiles/s
-    of a re-scoring run, whose scenes differ in size) to the bar or the next log line."""
+    of a re-scoring run, whose scenes differ in size) to the bar or the next log line, and with `live=True` shows
+    it at once (a long item's inner progress: the windows of a large scene)."""
 
     def __init__(self, items: Iterable[T], desc: str, total: int | None = None, unit: str = "it",
                  log_every_s: float = 30.0) -> None:
         self.items, self.desc, self.total, self.unit, self.log_every_s = items, desc, total, unit, log_every_s
         self._note = ""
         self._bar: tqdm[T] | None = None
+        self._start = self._last = time.monotonic()
+        self._done = 0
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, live: bool = False) -> None:
         self._note = text
         if self._bar is not None:
-            self._bar.set_postfix_str(text, refresh=False)
+            self._bar.set_postfix_str(text, refresh=live)
+        elif live and time.monotonic() - self._last >= self.log_every_s:
+            self._log_line()
 
     def __iter__(self) -> Iterator[T]:
         if sys.stderr.isatty():
@@ -39,21 +44,23 @@ class Progress(Generic[T]):
                 self._bar = bar
                 yield from bar
             return
-        start = last = time.monotonic()
-        done = 0
+        self._start = self._last = time.monotonic()
         for item in self.items:
             yield item
-            done += 1
-            now = time.monotonic()
-            if now - last >= self.log_every_s:
-                rate = done / (now - start)
-                left = f", {((self.total - done) / rate):.0f} s left" if self.total and rate > 0 else ""
-                note = f", {self._note}" if self._note else ""
-                of = f" of {self.total:,}" if self.total else ""
-                log.info("%s: %s%s (%.2f a second%s%s)", self.desc, plural(done, self.unit), of, rate, left, note)
-                last = now
-        log.info("%s: %s in %.1f s%s", self.desc, plural(done, self.unit), time.monotonic() - start,
+            self._done += 1
+            if time.monotonic() - self._last >= self.log_every_s:
+                self._log_line()
+        log.info("%s: %s in %.1f s%s", self.desc, plural(self._done, self.unit), time.monotonic() - self._start,
                  f" ({self._note})" if self._note else "")
+
+    def _log_line(self) -> None:
+        now = time.monotonic()
+        rate = self._done / max(now - self._start, 1e-9)
+        left = f", {((self.total - self._done) / rate):.0f} s left" if self.total and rate > 0 else ""
+        note = f", {self._note}" if self._note else ""
+        of = f" of {self.total:,}" if self.total else ""
+        log.info("%s: %s%s (%.2f a second%s%s)", self.desc, plural(self._done, self.unit), of, rate, left, note)
+        self._last = now
 
 
 def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it",

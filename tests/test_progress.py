@@ -45,3 +45,14 @@ def test_other_libraries_info_is_hidden_unless_verbose(capsys) -> None:
         root.handlers[:] = handlers
         root.setLevel(level)
         logging.getLogger("shipdet").setLevel(logging.NOTSET)
+
+
+def test_a_long_item_shows_its_inner_progress_in_the_log(caplog) -> None:
+    bar = progress(range(1), desc="scenes", total=1, unit="scene", log_every_s=0.0)
+    with caplog.at_level(logging.INFO, logger="shipdet"):
+        for _ in bar:
+            for window in (8, 16):
+                bar.note(f"big: window {window} of 16", live=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("scenes: no scenes of 1") and lines[0].endswith("big: window 8 of 16)")
+    assert lines[1].endswith("big: window 16 of 16)")

@@ -10,6 +10,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -140,9 +141,11 @@ def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor:
     return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
 
 
-def detect_scene(engine: Detector, scene: Scene, params: RescoreParams) -> ScoredScene:
+def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
+                 on_windows: Callable[[int, int], None] | None = None) -> ScoredScene:
     """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
-    batched inference, seam merge. Windows without any data are not scored."""
+    batched inference, seam merge. Windows without any data are not scored. `on_windows(done, total)` hears of
+    each batch (progress inside a large scene)."""
     gsd, factor = scene_factor(engine, scene, params)
     windows = scene_windows(engine, scene, params, factor)
     reader = _read_ahead(scene, windows, params.readahead)
@@ -160,6 +163,8 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams) -> Score
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
             scored += len(batch)
             batch = []
+            if on_windows is not None:
+                on_windows(i + 1, len(windows))
     merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou)
     return ScoredScene(merged, scored, gsd, factor)
 
@@ -196,12 +201,13 @@ class RescoreRun:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def process(self, source: SceneSource) -> dict[str, Any]:
+    def process(self, source: SceneSource, on_windows: Callable[[int, int], None] | None = None
+                ) -> dict[str, Any]:
         """Detect, then record: the local backend. Distributed backends call `record` with their detections."""
         started = time.perf_counter()
         scene = open_scene(source, self.params.cloud_band, self.params.crs)
         try:
-            return self.record(source, scene, detect_scene(self.engine, scene, self.params), started)
+            return self.record(source, scene, detect_scene(self.engine, scene, self.params, on_windows), started)
         finally:
             scene.close()
 
@@ -273,7 +279,6 @@ class RescoreRun:
         self.write_tables()
         elapsed = time.perf_counter() - started
         counts["seconds"] = round(elapsed)
-        log.info("rescore: %s (%.1f tiles/s)", counts, counts["tiles"] / elapsed if elapsed else 0.0)
         return counts
 
     def _score_all(self, bar: Any, done: dict[str, dict[str, Any]], failed: dict[str, dict[str, Any]],
@@ -289,8 +294,15 @@ class RescoreRun:
                     self.fail(source, FileNotFoundError(f"cannot read {', '.join(map(str, source.paths))}"))
                 counts["failed"] += 1
                 continue
+            scene_started = time.perf_counter()
+
+            def inside(windows_done: int, windows: int, scene_id: str = source.scene_id,
+                       t0: float = scene_started, tiles_before: int = counts["tiles"], spent: float = scoring) -> None:
+                rate = (tiles_before + windows_done) / max(spent + time.perf_counter() - t0, 1e-9)
+                bar.note(f"{scene_id}: window {windows_done:,} of {windows:,}, {rate:.1f} tiles/s", live=True)
+
             try:
-                info = self.process(source)
+                info = self.process(source, inside)
                 counts["done"] += 1
                 counts["tiles"] += int(info["tiles"])
                 scoring += info["seconds"]

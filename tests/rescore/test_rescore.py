@@ -316,3 +316,18 @@ def test_ctrl_c_keeps_the_tables_of_the_scenes_finished(scenes, tmp_path):
     assert set(detections.scene_id) == set(table.scene_id[table.status == "done"])
     again = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS).run(resolve_sources([str(scenes)]))
     assert again["skipped"] == (table.status == "done").sum() and again["done"] + again["skipped"] == 5
+
+
+def test_progress_inside_a_scene_moves_per_batch_of_windows(scenes):
+    from shipdet.rescore.run import detect_scene
+    from shipdet.rescore.scene import open_scene
+
+    heard: list[tuple[int, int]] = []
+    source = resolve_sources([str(scenes)])[0]
+    scene = open_scene(source)
+    try:
+        scored = detect_scene(ThresholdEngine(), scene, PARAMS, lambda done, total: heard.append((done, total)))
+    finally:
+        scene.close()
+    assert len(heard) >= 2 and heard[-1][0] == heard[-1][1]  # batches of 4 windows, the last one completes
+    assert [d for d, _ in heard] == sorted(d for d, _ in heard) and scored.tiles <= heard[-1][1]
