@@ -43,6 +43,7 @@ def _say(text: str, error: bool = True) -> None:
 def _register() -> None:
     from shipdet.datasets.cli import app as datasets_app
     from shipdet.rescore.cli import register as register_rescore
+    from shipdet.review.cli import register as register_review
     from shipdet.serve.cli import register as register_serve
     from shipdet.train.cli import register as register_train
     from shipdet.voyages.cli import register as register_voyages
@@ -52,6 +53,7 @@ def _register() -> None:
     register_serve(app)
     register_rescore(app)
     register_voyages(app)
+    register_review(app)
 
 
 _register()

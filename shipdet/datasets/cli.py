@@ -144,6 +144,17 @@ def merge(sets: list[Path] = typer.Argument(..., help="Converted set folders."),
 
 
 @app.command()
+def review(run_dir: Path = typer.Argument(..., help="A `shipdet rescore` folder holding review.jsonl."),
+           out: Path = OUT,
+           val_fraction: float = VAL, seed: int = SEED) -> None:
+    """Reviewed detections as a YOLO set: confirmed and relabelled ships as positives, rejected ones as hard
+    negatives, chips at the model's working scale, split by scene."""
+    from shipdet.review.trainset import review_set
+
+    _done(review_set(run_dir, out, val_fraction=val_fraction, seed=seed), out)
+
+
+@app.command()
 def stats(root: Path = typer.Argument(..., help="A converted or merged set."),
           histogram: Path = typer.Option(None, help="Write a box-size histogram PNG here.")) -> None:
     """Counts, empty fraction and box sizes (pixels; metres where the GSD is known)."""

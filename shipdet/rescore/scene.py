@@ -84,6 +84,10 @@ class Scene:
                                        for d, b in self.bands], axis=-1)
         return self._overview
 
+    def quicklook(self) -> NDArray[np.uint8]:
+        """The decimated overview as 8-bit RGB, with the stretch the scene is scored with (never a whole read)."""
+        return self._to_rgb8(self.overview())
+
     def _read_bands(self, w: Window) -> NDArray[Any]:
         from rasterio.windows import Window as RioWindow
 

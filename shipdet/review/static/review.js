@@ -1,0 +1,120 @@
+// The review page: draws the run (quicklooks under footprints and detections), shows a detection's chip and
+// saves corrections. Plain JavaScript, no library: nothing is fetched from outside the service.
+"use strict";
+const svg = document.getElementById("map");
+const NS = "http://www.w3.org/2000/svg";
+let run = null, selected = null;
+
+function el(tag, attrs, parent) {
+  const node = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function colourForScore(s) { return `hsl(${Math.round(120 * s)}, 85%, 50%)`; }
+function colourForDate(t, t0, t1) { const f = t1 > t0 ? (t - t0) / (t1 - t0) : 0; return `hsl(${200 + 140 * f}, 70%, 60%)`; }
+
+function visible(d) {
+  const from = document.getElementById("from").value, to = document.getElementById("to").value;
+  const day = (d.acquired || "").slice(0, 10);
+  return d.score >= Number(document.getElementById("score").value) && (!from || day >= from) && (!to || day <= to);
+}
+
+function draw() {
+  svg.innerHTML = "";
+  const withBounds = run.scenes.filter(s => s.bounds);
+  const points = run.detections.filter(d => d.lon !== null && d.lat !== null);
+  if (!withBounds.length && !points.length) { el("text", {x: 20, y: 30, fill: "#eee"}, svg).textContent = "nothing georeferenced to draw"; return; }
+  const xs = withBounds.flatMap(s => [s.bounds[0], s.bounds[2]]).concat(points.map(d => d.lon));
+  const ys = withBounds.flatMap(s => [s.bounds[1], s.bounds[3]]).concat(points.map(d => d.lat));
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const k = Math.cos((y0 + y1) / 2 * Math.PI / 180);  // equirectangular, metres-true at the run's latitude
+  svg.setAttribute("viewBox", `${x0 * k} ${-y1} ${Math.max((x1 - x0) * k, 1e-6)} ${Math.max(y1 - y0, 1e-6)}`);
+  svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+  const times = run.scenes.map(s => Date.parse(s.acquired)).filter(Number.isFinite);
+  const [t0, t1] = [Math.min(...times), Math.max(...times)];
+  for (const s of withBounds) {
+    const [bx0, by0, bx1, by1] = s.bounds;
+    el("image", {href: `/api/quicklooks/${encodeURIComponent(s.scene_id)}.png`, x: bx0 * k, y: -by1,
+                 width: (bx1 - bx0) * k, height: by1 - by0, preserveAspectRatio: "none", opacity: 0.9}, svg);
+  }
+  for (const s of withBounds) {
+    const poly = el("polygon", {class: "footprint", points: s.footprint.map(([x, y]) => `${x * k},${-y}`).join(" "),
+                                stroke: colourForDate(Date.parse(s.acquired), t0, t1),
+                                "stroke-dasharray": s.valid_fraction < 0.5 ? "4 3" : ""}, svg);
+    el("title", {}, poly).textContent = `${s.scene_id} ${s.acquired || ""} (clear ${Math.round(100 * s.valid_fraction)} %)`;
+  }
+  const r = Math.max((x1 - x0) * k, y1 - y0) / 250;
+  let shown = 0;
+  for (const d of points) {
+    if (!visible(d)) continue;
+    shown += 1;
+    const dot = el("circle", {cx: d.lon * k, cy: -d.lat, r, fill: colourForScore(d.score),
+                              class: "detection" + (d.review && d.review.action === "reject" ? " rejected" : "") +
+                                     (selected && selected.scene_id === d.scene_id && selected.det_id === d.det_id ? " selected" : ""),
+                              "data-scene": d.scene_id, "data-det": d.det_id}, svg);
+    el("title", {}, dot).textContent = `${d.scene_id} #${d.det_id} score ${d.score}`;
+    dot.addEventListener("click", () => show(d));
+  }
+  document.getElementById("count").textContent = `${shown} of ${run.detections.length} detections shown`;
+}
+
+function show(d) {
+  selected = d;
+  const panel = document.getElementById("detail");
+  const review = d.review ? `${d.review.action}${d.review.label ? " as " + d.review.label : ""} by ${d.review.who}` : "not reviewed";
+  panel.innerHTML = `<h2>${d.scene_id} #${d.det_id}</h2>
+    <img id="chip" alt="chip of detection ${d.det_id}" src="/api/chips/${encodeURIComponent(d.scene_id)}/${d.det_id}.png">
+    <table><tr><td>score</td><td>${d.score}</td></tr><tr><td>length</td><td>${d.length_m ?? "?"} m</td></tr>
+    <tr><td>heading</td><td>${d.heading_deg ?? "?"}&deg;</td></tr><tr><td>time</td><td>${d.acquired}</td></tr>
+    <tr><td>position</td><td>${d.lat?.toFixed(5)}, ${d.lon?.toFixed(5)}</td></tr>
+    <tr><td>review</td><td id="review-state">${review}</td></tr></table>
+    <div class="actions"><button id="confirm">Confirm</button><button id="reject">Reject (not a ship)</button>
+    <select id="label">${run.classes.map(c => `<option>${c}</option>`).join("")}</select><button id="relabel">Relabel</button></div>
+    <p id="message"></p>`;
+  document.getElementById("chip").addEventListener("error", () => {
+    document.getElementById("message").innerHTML = '<span class="error">no chip: the scene\'s imagery is not at hand</span>';
+  });
+  for (const action of ["confirm", "reject", "relabel"]) {
+    document.getElementById(action).addEventListener("click", () => correct(d, action));
+  }
+  draw();
+}
+
+async function correct(d, action) {
+  const body = {action, scene_id: d.scene_id, det_id: d.det_id, who: localStorage.getItem("reviewer") || "reviewer"};
+  if (action === "relabel") body.label = document.getElementById("label").value;
+  const r = await fetch("/api/corrections", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+  const answer = await r.json();
+  if (!r.ok) { document.getElementById("message").innerHTML = `<span class="error">${answer.error.message}</span>`; return; }
+  d.review = {action: answer.action, label: answer.label, who: answer.who, at: answer.at};
+  document.getElementById("review-state").textContent = `${answer.action}${answer.label ? " as " + answer.label : ""} by ${answer.who}`;
+  document.getElementById("message").textContent = "saved";
+  draw();
+}
+
+async function showVoyages() {
+  const v = await (await fetch("/api/voyages")).json();
+  const box = document.getElementById("voyages");
+  if (!v.summary) { box.innerHTML = '<p class="hint">No voyage report given (shipdet review RUN --voyages REPORT).</p>'; return; }
+  box.innerHTML = v.summary.areas.map(a => `<h2>${a.area}</h2><table>
+    <tr><th></th><th>seen</th><th>estimate</th><th>90 % interval</th><th>hard bounds</th></tr>
+    ${["arrivals", "dark_arrivals"].map(k => `<tr><td>${k.replace("_", " ")}</td><td>${a[k].observed}</td><td>${a[k].estimate ?? "not observed"}</td>
+      <td>${a[k].interval_90.join("-")}</td><td>${a[k].hard_bounds.join("-")}</td></tr>`).join("")}</table>
+    <img alt="timeline of ${a.area}" src="/api/voyages/timeline/${encodeURIComponent(a.area)}.png" style="width:100%">`).join("") +
+    `<h2>Visits</h2><table><tr><th>visit</th><th>first seen</th><th>sightings</th><th>dark</th><th>AIS</th></tr>
+    ${v.visits.map(x => `<tr><td>${x.visit_id}</td><td>${(x.first_seen || "").slice(0, 10)}</td><td>${x.sightings}</td>
+      <td>${x.dark ? "dark" : ""}</td><td>${x.vessel_id || ""}</td></tr>`).join("")}</table>`;
+}
+
+async function main() {
+  run = await (await fetch("/api/run")).json();
+  document.getElementById("run").textContent = run.run;
+  for (const id of ["from", "to", "score"]) document.getElementById(id).addEventListener("input", () => {
+    document.getElementById("score-out").textContent = document.getElementById("score").value; draw();
+  });
+  draw();
+  showVoyages();
+}
+main();
