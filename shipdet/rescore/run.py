@@ -24,6 +24,7 @@ from shipdet.errors import ConfigError
 from shipdet.georef import georeference
 from shipdet.inference.detector import Detector
 from shipdet.progress import progress
+from shipdet.rescore.quicklook import write_quicklook
 from shipdet.rescore.scene import Scene, open_scene
 from shipdet.rescore.sources import SceneSource
 from shipdet.rescore.table import atomic_write, detections_frame, write_geoparquet
@@ -222,6 +223,7 @@ class RescoreRun:
         acquired = scene.acquired
         frame = detections_frame(dets, source.scene_id, acquired, ref, sha, self.params_hash)
         valid, fraction = scene.valid()
+        write_quicklook(self.out, source.scene_id, scene.quicklook())  # its overview is in memory now
         info = {"key": key, "scene_id": source.scene_id, "path": "|".join(map(str, source.paths)),
                 "acquired": acquired.isoformat() if acquired else None,
                 "crs": ref.crs.to_string() if ref else None,

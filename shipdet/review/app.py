@@ -103,9 +103,9 @@ def create_review_app(run_dir: Path, voyages: Path | None = None) -> FastAPI:
     def chip(scene_id: str, det_id: int) -> Response:  # sync: a windowed read in the thread pool
         return Response(run.chip(scene_id, det_id), media_type="image/png")
 
-    @app.get("/api/quicklooks/{scene_id}.png")
+    @app.get("/api/quicklooks/{scene_id}.jpg")
     def quicklook(scene_id: str) -> Response:
-        return Response(run.quicklook(scene_id), media_type="image/png",
+        return Response(run.quicklook(scene_id), media_type="image/jpeg",
                         headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/api/corrections")

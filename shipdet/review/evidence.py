@@ -14,8 +14,6 @@ from PIL import Image, ImageDraw
 from shipdet.errors import DatasetFormatError, DatasetNotFoundError
 from shipdet.tiling import Window
 
-CACHE = "review-cache"
-
 
 class UnknownItemError(KeyError):
     """A scene or detection id the run does not hold."""
@@ -86,19 +84,17 @@ class RunFolder:
         return _png(np.asarray(image))
 
     def quicklook(self, scene_id: str) -> bytes:
-        """PNG of the scene's overview (at most 1,024 px a side), made once and kept in the run folder."""
+        """JPEG of the scene's overview (at most 1,024 px a side): made while the scene was scored, or now (a
+        decimated read) for runs from before, and kept in the run folder."""
+        from shipdet.rescore.quicklook import quicklook_path, write_quicklook
+
         if scene_id not in self.scenes.index:
             raise UnknownItemError(f"no scene {scene_id!r} in this run")
-        cached = self.path / CACHE / "quicklooks" / f"{scene_id}.png"
-        if cached.is_file():
-            return cached.read_bytes()
-        scene = self.open_scene(scene_id)
-        try:
-            data = _png(scene.quicklook())
-        finally:
-            scene.close()
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(cached)  # two first requests may race: either file is whole
-        return data
+        cached = quicklook_path(self.path, scene_id)
+        if not cached.is_file():
+            scene = self.open_scene(scene_id)
+            try:
+                write_quicklook(self.path, scene_id, scene.quicklook())
+            finally:
+                scene.close()
+        return cached.read_bytes()

@@ -35,13 +35,16 @@ def test_the_map_data_holds_scenes_and_detections(client: TestClient) -> None:
     assert client.get("/static/..%2Fapp.py").status_code == 404
 
 
-def test_chips_and_quicklooks_are_images_and_quicklooks_are_cached(client: TestClient, run_dir: Path) -> None:
+def test_chips_and_quicklooks_are_images_and_quicklooks_are_kept(client: TestClient, run_dir: Path) -> None:
     chip = client.get("/api/chips/scene_2024-03-07/0.png")
     assert chip.status_code == 200 and chip.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(chip.content)).size[0] >= 256
-    look = client.get("/api/quicklooks/scene_2024-03-07.png")
+    cached = run_dir / "review-cache" / "quicklooks" / "scene_2024-03-07.jpg"
+    assert cached.is_file()  # made while the scene was scored
+    cached.unlink()  # a run from before quicklooks: made on the first request
+    look = client.get("/api/quicklooks/scene_2024-03-07.jpg")
     assert look.status_code == 200 and Image.open(io.BytesIO(look.content)).size == (300, 260)
-    assert (run_dir / "review-cache" / "quicklooks" / "scene_2024-03-07.png").is_file()
+    assert cached.is_file()
 
 
 def test_corrections_are_saved_and_shown_back(client: TestClient, run_dir: Path) -> None:
@@ -58,7 +61,7 @@ def test_corrections_are_saved_and_shown_back(client: TestClient, run_dir: Path)
 
 @pytest.mark.parametrize(("path", "status"), [
     ("/api/chips/scene_2024-03-07/999.png", 404), ("/api/chips/nope/0.png", 404),
-    ("/api/quicklooks/nope.png", 404), ("/api/chips/scene_2024-03-07/x.png", 422),
+    ("/api/quicklooks/nope.jpg", 404), ("/api/chips/scene_2024-03-07/x.png", 422),
 ])
 def test_unknown_ids_are_clear_404s(client: TestClient, path: str, status: int) -> None:
     r = client.get(path)

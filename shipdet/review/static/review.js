@@ -36,7 +36,7 @@ function draw() {
   const [t0, t1] = [Math.min(...times), Math.max(...times)];
   for (const s of withBounds) {
     const [bx0, by0, bx1, by1] = s.bounds;
-    el("image", {href: `/api/quicklooks/${encodeURIComponent(s.scene_id)}.png`, x: bx0 * k, y: -by1,
+    el("image", {href: `/api/quicklooks/${encodeURIComponent(s.scene_id)}.jpg`, x: bx0 * k, y: -by1,
                  width: (bx1 - bx0) * k, height: by1 - by0, preserveAspectRatio: "none", opacity: 0.9}, svg);
   }
   for (const s of withBounds) {
