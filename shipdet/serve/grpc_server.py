@@ -130,7 +130,7 @@ class InferenceServicer:
         """The API key (metadata `x-api-key` or `authorization: Bearer`), rate-limited per peer, then the
         model: the engine, or the protocol's NOT_FOUND / UNAVAILABLE."""
         if self.keys:
-            peer = context.peer() or "unknown"
+            peer = (context.peer() or "unknown").rsplit(":", 1)[0]  # "ipv4:127.0.0.1:54321": the address, per client
             if self.failed.retry_after(peer) is not None:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many wrong or missing API keys")
             metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
