@@ -1,20 +1,26 @@
 """Request isolation: nothing one request carries can fail another. Parameters are validated once, by the same
-model, on every protocol and before decoding; a failure inside a shared batch fails only its own request."""
+model, on every protocol (/v1, /v2, gRPC) and before decoding; a failure inside a shared batch fails only its own
+request."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import struct
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import httpx
 import numpy as np
 import pytest
+from grpc import aio
 
 from shipdet.inference.engine import Engine
 from shipdet.serve.batcher import DetectParams, DynamicBatcher
+from shipdet.serve.grpc_server import SERVICE
+from shipdet.serve.protos import grpc_predict_v2_pb2 as pb
 from tests.fake_model import detect_model
 from tests.serve.conftest import LiveServer, live_server
 from tests.serve.images import jpeg
@@ -24,7 +30,7 @@ from tests.serve.images import jpeg
 def batching_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # A long batching delay: concurrent requests really share batches.
     with live_server(detect_model(tmp_path_factory.mktemp("m") / "fake.onnx"), max_delay_ms=300, max_batch=8,
-                     max_tiles=4) as server:
+                     max_tiles=4, grpc_port=0) as server:
         yield server
 
 
@@ -65,6 +71,15 @@ POISONED_V1: list[tuple[str, dict[str, Any], bytes]] = [
 ]
 
 
+POISONED_GRPC: list[tuple[str, list[bytes], dict[str, Any]]] = [
+    ("conf-string", [jpeg()], {"conf": "abc"}),
+    ("conf-negative", [jpeg()], {"conf": -1.0}),
+    ("unknown-parameter", [jpeg()], {"confidence": 0.5}),
+    ("too-many-images", [jpeg()] * 5, {}),
+    ("corrupt-image", [b"\xff\xd8\xff garbage"], {}),
+]
+
+
 def test_poisoned_requests_of_every_protocol_fail_alone(batching_server: LiveServer) -> None:
     name = _model_name(batching_server)
     expected = httpx.post(batching_server.url + "/v1/detect", content=jpeg(value=128),
@@ -82,19 +97,45 @@ def test_poisoned_requests_of_every_protocol_fail_alone(batching_server: LiveSer
                                       headers={"content-type": "application/json"})
                 return label, r.status_code, r.json()
 
-            calls = []
-            for round_ in range(3):  # valid and poisoned interleaved, all in flight together
-                calls += [v1(f"valid-v1-{round_}-{i}", {}, jpeg(value=128)) for i in range(4)]
-                calls += [v2(f"valid-v2-{round_}", json.dumps(_v2_body([jpeg(value=128)])).encode())]
-                calls += [v2(f"poison-v2-{label}", body) for label, body in POISONED_V2]
-                calls += [v1(f"poison-v1-{label}", p, b) for label, p, b in POISONED_V1]
-            return await asyncio.gather(*calls)
+            async with aio.insecure_channel(f"127.0.0.1:{batching_server.app.state.service.grpc_port}") as channel:
+                infer = channel.unary_unary(f"/{SERVICE}/ModelInfer", pb.ModelInferRequest.SerializeToString,
+                                            pb.ModelInferResponse.FromString)
+
+                async def grpc_call(label: str, images: list[bytes], parameters: dict[str, Any]
+                                    ) -> tuple[str, int, Any]:
+                    request = pb.ModelInferRequest(model_name=name, raw_input_contents=[b"".join(
+                        struct.pack("<I", len(i)) + i for i in images)])
+                    request.inputs.add(name="images", datatype="BYTES", shape=[len(images)])
+                    for key, value in parameters.items():
+                        setattr(request.parameters[key], "double_param" if isinstance(value, float) else
+                                "string_param", value)
+                    try:
+                        answer = await infer(request, timeout=30)
+                    except aio.AioRpcError as exc:
+                        as_http = {grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.RESOURCE_EXHAUSTED: 413}
+                        return label, as_http.get(exc.code(), 500), exc.details()
+                    return label, 200, answer
+
+                calls = []
+                for round_ in range(3):  # valid and poisoned interleaved, all in flight together
+                    calls += [v1(f"valid-v1-{round_}-{i}", {}, jpeg(value=128)) for i in range(4)]
+                    calls += [v2(f"valid-v2-{round_}", json.dumps(_v2_body([jpeg(value=128)])).encode())]
+                    calls += [grpc_call(f"valid-grpc-{round_}", [jpeg(value=128)], {})]
+                    calls += [v2(f"poison-v2-{label}", body) for label, body in POISONED_V2]
+                    calls += [v1(f"poison-v1-{label}", p, b) for label, p, b in POISONED_V1]
+                    calls += [grpc_call(f"poison-grpc-{label}", images, params) for label, images, params in
+                              POISONED_GRPC]
+                return await asyncio.gather(*calls)
 
     results = asyncio.run(main())
     for label, status, body in results:
         assert status < 500, (label, status, body)  # no request gets a 500, its own or another's
         if label.startswith("valid-v1"):
             assert status == 200 and body["detections"] == expected, label
+        elif label.startswith("valid-grpc"):
+            assert status == 200, label
+            scores = np.frombuffer(body.raw_output_contents[[o.name for o in body.outputs].index("scores")], "<f4")
+            assert scores.tolist() == pytest.approx([d["score"] for d in expected], abs=1e-4), label
         elif label.startswith("valid-v2"):
             assert status == 200, label
             scores = next(o for o in body["outputs"] if o["name"] == "scores")["data"]
