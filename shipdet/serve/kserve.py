@@ -21,11 +21,12 @@ from pydantic import BaseModel
 
 from shipdet import __version__
 from shipdet.errors import ShipdetError
+from shipdet.inference.engine import Engine
 from shipdet.serve.auth import require_api_key
 from shipdet.serve.dataplane import TileError, TileResult, detect_tiles
 from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import parse_parameters
-from shipdet.serve.state import service
+from shipdet.serve.state import ServiceState, service
 from shipdet.serve.v2codec import (
     INPUTS,
     PROTOCOL_PARAMETERS,
@@ -90,13 +91,20 @@ async def config(request: Request, name: str, version: str | None = None) -> dic
             "parameters": {"max_tiles": {"string_value": str(svc.settings.max_tiles)}}}
 
 
-@router.get("/models/stats", dependencies=[Depends(require_api_key)], responses=_doc(401, 503), name="all_stats")
+@router.get("/models/stats", dependencies=[Depends(require_api_key)], responses=_doc(401, 503))
+async def all_stats(request: Request) -> dict[str, Any]:
+    svc = service(request)
+    return _stats(svc, svc.engine_or_503())
+
+
 @router.get("/models/{name}/stats", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))
 @router.get("/models/{name}/versions/{version}/stats", dependencies=[Depends(require_api_key)],
             responses=_doc(401, 404, 503), name="stats_version")
-async def stats(request: Request, name: str | None = None, version: str | None = None) -> dict[str, Any]:
-    svc, engine = _model_or_404(request, name, version) if name else (service(request), None)
-    engine = engine or svc.engine_or_503()
+async def stats(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    return _stats(*_model_or_404(request, name, version))
+
+
+def _stats(svc: ServiceState, engine: Engine) -> dict[str, Any]:
     s = svc.stats
     return {"model_stats": [{
         "name": engine.info.name, "version": engine.info.version, "last_inference": s.last_inference_ms,
