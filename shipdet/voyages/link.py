@@ -139,10 +139,11 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
             "vessel_id": v.vessel_id, "linked_by": ",".join(sorted(v.linked_by)) or "single sighting",
             "observed_passes": int(((obs.acquired >= v.first) & (obs.acquired <= v.last) & obs.observed).sum()),
             "scene_ids": ",".join(sub.scene_id.astype(str)),
+            "det_ids": ",".join(str(int(d)) for d in sub.det_id) if "det_id" in sub else "",
         })
     columns = ["first_seen", "last_seen", "sightings", "arrival_earliest", "arrival_latest", "departure_earliest",
                "departure_latest", "lon", "lat", "length_m", "max_score", "dark", "dark_sightings", "confirmed",
-               "vessel_id", "linked_by", "observed_passes", "scene_ids"]
+               "vessel_id", "linked_by", "observed_passes", "scene_ids", "det_ids"]
     return pd.DataFrame(records, columns=columns)
 
 

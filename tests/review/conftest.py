@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,22 @@ def run_dir(tmp_path: Path) -> Path:
     RescoreRun(out, ThresholdEngine(), RescoreParams(tile=128, overlap=32, max_batch=4)).run(
         resolve_sources([str(archive)]))
     return out
+
+
+@pytest.fixture
+def voyages_report(run_dir: Path, tmp_path: Path) -> Path:
+    """`shipdet voyages` over the run, one area: the first scene's footprint."""
+    import geopandas as gpd
+    from typer.testing import CliRunner
+
+    from shipdet.cli import app
+
+    first = gpd.read_parquet(run_dir / "scenes.parquet").footprint.iloc[0]
+    (tmp_path / "area.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"name": "harbour"}, "geometry": first.__geo_interface__}]}))
+    report = tmp_path / "voyages"
+    counted = CliRunner().invoke(app, ["voyages", "--detections", str(run_dir / "detections.parquet"), "--scenes",
+                                       str(run_dir / "scenes.parquet"), "--areas", str(tmp_path / "area.geojson"),
+                                       "--out", str(report)])
+    assert counted.exit_code == 0, counted.output
+    return report

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and 
 
 
 @pytest.fixture
-def page_url(run_dir: Path) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_review_app(run_dir), host="127.0.0.1", port=0, log_level="warning"))
+def page_url(run_dir: Path, voyages_report: Path) -> Iterator[str]:
+    app = create_review_app(run_dir, voyages_report)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -73,3 +74,17 @@ def test_map_chip_and_a_rejection_that_survives_a_reload(browser, page_url: str,
     assert [(e.get_attribute("data-scene"), e.get_attribute("data-det")) for e in rejected] == [
         ("scene_2024-03-07", "1")]
     assert '"action":"reject"' in (run_dir / "review.jsonl").read_text().replace(" ", "")
+
+
+def test_a_visit_shows_its_sightings_side_by_side(browser, page_url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(page_url)
+    wait = WebDriverWait(browser, 10)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.visit"))
+    browser.find_elements(By.CSS_SELECTOR, "tr.visit")[0].click()
+    images = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "img.sighting"))
+    wait.until(lambda d: all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) > 0
+                             for i in images))
+    assert "sightings" in browser.find_element(By.ID, "detail").text

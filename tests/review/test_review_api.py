@@ -107,3 +107,14 @@ def test_two_writers_lose_no_line_and_tear_none(run_dir: Path) -> None:
     assert len(lines) == 600
     records = [json.loads(line) for line in lines]  # every line whole
     assert sorted((r["who"], r["det_id"]) for r in records) == sorted((w, i) for w in "ab" for i in range(300))
+
+
+def test_a_visits_sightings_resolve_to_chips(run_dir: Path, voyages_report: Path) -> None:
+    client = TestClient(create_review_app(run_dir, voyages_report))
+    voyages = client.get("/api/voyages").json()
+    assert voyages["summary"]["areas"][0]["area"] == "harbour" and voyages["visits"]
+    for visit in voyages["visits"]:
+        for scene_id, det_id in zip(visit["scene_ids"].split(","), str(visit["det_ids"]).split(","), strict=True):
+            assert client.get(f"/api/chips/{scene_id}/{det_id}.png").status_code == 200
+    assert client.get("/api/voyages/timeline/harbour.png").status_code == 200
+    assert client.get("/api/voyages/timeline/..%2Fsummary.png").status_code == 404

@@ -103,9 +103,22 @@ async function showVoyages() {
     ${["arrivals", "dark_arrivals"].map(k => `<tr><td>${k.replace("_", " ")}</td><td>${a[k].observed}</td><td>${a[k].estimate ?? "not observed"}</td>
       <td>${a[k].interval_90.join("-")}</td><td>${a[k].hard_bounds.join("-")}</td></tr>`).join("")}</table>
     <img alt="timeline of ${a.area}" src="/api/voyages/timeline/${encodeURIComponent(a.area)}.png" style="width:100%">`).join("") +
-    `<h2>Visits</h2><table><tr><th>visit</th><th>first seen</th><th>sightings</th><th>dark</th><th>AIS</th></tr>
-    ${v.visits.map(x => `<tr><td>${x.visit_id}</td><td>${(x.first_seen || "").slice(0, 10)}</td><td>${x.sightings}</td>
+    `<h2>Visits</h2><p class="hint">Click a visit to see all its sightings.</p>
+    <table><tr><th>visit</th><th>first seen</th><th>sightings</th><th>dark</th><th>AIS</th></tr>
+    ${v.visits.map((x, i) => `<tr class="visit" data-index="${i}"><td>${x.visit_id}</td><td>${(x.first_seen || "").slice(0, 10)}</td><td>${x.sightings}</td>
       <td>${x.dark ? "dark" : ""}</td><td>${x.vessel_id || ""}</td></tr>`).join("")}</table>`;
+  for (const row of box.querySelectorAll("tr.visit")) row.addEventListener("click", () => showVisit(v.visits[Number(row.dataset.index)]));
+}
+
+function showVisit(visit) {
+  // A visit's sightings side by side, so that a reader sees why they were counted as one call.
+  const scenes = String(visit.scene_ids ?? "").split(","), dets = String(visit.det_ids ?? "").split(",");  // 0 is an id
+  const chips = scenes.map((s, i) => dets[i] === undefined || dets[i] === "" ? "" :
+    `<figure><img class="sighting" alt="sighting ${i + 1}" src="/api/chips/${encodeURIComponent(s)}/${dets[i]}.png"><figcaption>${s}</figcaption></figure>`).join("");
+  document.getElementById("detail").innerHTML = `<h2>${visit.visit_id}</h2>
+    <p>${visit.sightings} sightings, ${(visit.first_seen || "").slice(0, 10)} to ${(visit.last_seen || "").slice(0, 10)};
+    ${visit.dark ? "dark (no AIS matched)" : "AIS " + (visit.vessel_id || "matched")}; linked by ${visit.linked_by || "?"};
+    length ${Number(visit.length_m).toFixed(0)} m</p><div class="sightings">${chips || '<p class="hint">no detection ids in this report</p>'}</div>`;
 }
 
 async function main() {
