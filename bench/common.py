@@ -88,6 +88,14 @@ def decode_all(tiles: list[bytes]) -> list[np.ndarray]:
     return [np.asarray(Image.open(io.BytesIO(t)).convert("RGB")) for t in tiles]
 
 
+def memory_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory from /proc: `VmRSS` (resident now) or `VmHWM` (its peak), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or add) the section between <!-- bench:name --> markers in docs/benchmarks.md."""
     DOC.parent.mkdir(parents=True, exist_ok=True)

@@ -20,15 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import real_tiles, write_section
+from bench.common import memory_mib, real_tiles, write_section
 from bench.service import start_server
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -67,7 +60,7 @@ def main() -> None:
     def sample() -> None:
         start = time.monotonic()
         while not stop.is_set():
-            samples.append((time.monotonic() - start, rss_mib(server.pid)))
+            samples.append((time.monotonic() - start, memory_mib(server.pid)))
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)

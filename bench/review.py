@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import REPO, median, write_section
+from bench.common import REPO, median, memory_mib, write_section
 from bench.rescore import synthetic_geotiff
 from shipdet.review.evidence import RunFolder
 
@@ -46,13 +46,6 @@ def make_run(scene_path: Path, out: Path, ships: int, seed: int = 0) -> None:
     finally:
         scene.close()
     run.write_tables()
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:
@@ -99,7 +92,7 @@ def main() -> None:
                 t = time.perf_counter()
                 assert client.get(f"/api/chips/{d['scene_id']}/{d['det_id']}.png").status_code == 200
                 chips.append(time.perf_counter() - t)
-        peak = peak_rss_mib(server.pid)
+        peak = memory_mib(server.pid, "VmHWM")
     finally:
         server.terminate()
         server.wait(timeout=30)
