@@ -68,10 +68,15 @@ def error_response(status: int, code: str, message: str, detail: dict[str, Any] 
                         headers=headers)
 
 
+def speaks_v2(path: str) -> bool:
+    """Whether a request is the Open Inference Protocol's, whose errors are `{"error": message}`."""
+    return path.startswith("/v2")
+
+
 def _shaped(request: Request, status: int, code: str, message: str, detail: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> JSONResponse:
     """The error in the shape of the protocol the request spoke: the Open Inference Protocol's under /v2."""
-    if request.url.path.startswith("/v2"):
+    if speaks_v2(request.url.path):
         return JSONResponse({"error": message}, status_code=status, headers=headers)
     return error_response(status, code, message, detail, headers)
 

@@ -129,10 +129,7 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/models/{name}/versions/{version}", dependencies=[Depends(require_api_key)],
             responses=_doc(401, 404, 503), name="metadata_version")
 async def metadata(request: Request, name: str, version: str | None = None) -> JSONResponse:
-    try:
-        _, engine = _model_or_404(request, name, version)
-    except ApiError as exc:
-        return _error(exc.status, exc.message)
+    _, engine = _model_or_404(request, name, version)  # errors: the app's handler, in the protocol's shape
     return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
                          "inputs": INPUTS, "outputs": output_metadata(engine.info.task),
                          "parameters": {"classes": engine.info.names, "task": engine.info.task}})
@@ -142,10 +139,7 @@ async def metadata(request: Request, name: str, version: str | None = None) -> J
 @router.get("/models/{name}/versions/{version}/ready", dependencies=[Depends(require_api_key)],
             responses=_doc(401, 404, 503), name="model_ready_version")
 async def model_ready(request: Request, name: str, version: str | None = None) -> JSONResponse:
-    try:
-        svc, _ = _model_or_404(request, name, version)
-    except ApiError as exc:
-        return _error(exc.status, exc.message)
+    svc, _ = _model_or_404(request, name, version)
     return JSONResponse({"name": name, "ready": svc.ready and not svc.draining},
                         status_code=200 if svc.ready and not svc.draining else 503)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shipdet.serve.errors import BodyTimeoutError, BodyTooLargeError
+from shipdet.serve.errors import BodyTimeoutError, BodyTooLargeError, speaks_v2
 
 
 class RequestGuard:
@@ -39,7 +39,7 @@ class RequestGuard:
             if too_big:  # answer without reading a byte of it
                 self._reject("body_too_large")
                 await send_error(send, 413, "body_too_large", f"request body exceeds {self.max_bytes} bytes",
-                                 {"limit_bytes": self.max_bytes}, v2=_is_v2(scope))
+                                 {"limit_bytes": self.max_bytes}, v2=speaks_v2(str(scope.get("path", ""))))
                 return
         received = 0
         body_done = False
@@ -78,11 +78,7 @@ class RequestGuard:
             if not started:
                 self._reject("shutting_down")
                 await send_error(send, 503, "shutting_down", "the service shut down before the request finished",
-                                 {}, {"Retry-After": "1"}, v2=_is_v2(scope))
-
-
-def _is_v2(scope: Scope) -> bool:
-    return str(scope.get("path", "")).startswith("/v2")
+                                 {}, {"Retry-After": "1"}, v2=speaks_v2(str(scope.get("path", ""))))
 
 
 async def send_error(send: Send, status: int, code: str, message: str, detail: dict[str, object],
