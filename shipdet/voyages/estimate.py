@@ -1,93 +1,35 @@
 """How many calls there were, with a 90 % interval (the method is stated in every report).
 
-A call is seen when at least one observed pass during its stay detects it. For a call of dwell D arriving at a
-uniformly random time in the period, the chance of that is pi(D) = mean over arrival times of 1 - (1 - r)^k, with k
-the observed passes during its stay and r the detector's recall. The dwell times come from the stays of AIS tracks
-in the area where there are at least three, else from the seen calls (each the middle of its arrival and departure
-bounds). The estimate is the calls seen over pi, pi averaged harmonically over those dwell times (a Horvitz-Thompson
-estimate: seen calls over-represent long stays). A visit without an AIS identity seen over longer than a typical
-call counts as its span over the typical call's: back-to-back calls at one berth that no pass saw apart. The 90 %
-interval is a parametric bootstrap over what is uncertain: the recall (a beta distribution: from AIS, the share of
-the vessels it places in the area at observed passes that a detection was matched to; without AIS, from repeat
-sightings, the share of the observed passes inside seen calls, after their first sighting and before their last,
-that found the vessel again), the dwell times (resampled), and the calls that long visits hide (Poisson), and the
-unseen calls themselves (given n seen with probability pi, the unseen number is negative binomial). Assumptions an
-analyst should quote: arrivals are spread evenly over the period (or the month), a call's chance of being seen does
-not depend on whether it is dark, the recall is the same at every pass, and the dwell times measured (by AIS, or by
-the images) are typical of all calls.
+A call is seen when at least one observed pass during its stay detects it. The chance of that, pi, depends on the
+calls' dwell times, the detector's recall and the observation schedule; both unknowns are learnt from the sighting
+patterns of the seen calls (how often a call present at a pass was found, how long the seen calls stayed against
+the passes that missed them), with AIS stays as the dwell times and AIS's own count of the vessels it placed in
+the area at observed passes (how many a detection was matched to) as the recall's evidence where there is AIS,
+and the analyst's recall where one is given (`shipdet/voyages/detectability.py`). The estimate is the calls seen
+over pi (a Horvitz-Thompson estimate), pi averaged over what is uncertain. A visit without an AIS identity seen
+over longer than a typical call counts as its span over the typical call's: back-to-back calls at one berth that
+no pass saw apart. The 90 % interval is a posterior draw of the dwell and recall (which gives pi), of the calls
+that long visits hide (Poisson), and of the unseen calls themselves (given n seen with probability pi, the unseen
+number is negative binomial). Assumptions an analyst should quote: arrivals are spread evenly over the period (or
+the month); a call's chance of being seen does not depend on whether it is dark; the recall is the same at every
+pass; without AIS, dwell times vary within +-40 % of their mean, which lies between the shortest and the longest
+call allowed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-GRID = 600               # arrival times sampled across the period
-BOOTSTRAP = 400
+from shipdet.voyages.detectability import DEFAULT_RECALL_PRIOR, Detectability, learn
+
+DRAWS = 400
 NEARLY_UNOBSERVED = 0.05  # below this chance of seeing a call, the images say nothing: estimate None
-DEFAULT_RECALL = (9.0, 1.0)  # beta prior of the recall where no call was seen twice: mean 0.9, wide
 
 
-@dataclass(frozen=True)
-class DetectionModel:
-    """What the estimate needs from the observations and the seen calls."""
-
-    observed_s: np.ndarray          # observation times, seconds
-    dwell_days: np.ndarray          # dwell estimates of single calls (AIS-identified where there are enough)
-    recall_beta: tuple[float, float]
-
-    @property
-    def typical_dwell(self) -> float:
-        return float(np.mean(self.dwell_days))
-
-    @property
-    def recall(self) -> float:
-        a, b = self.recall_beta
-        return a / (a + b)
-
-
-def recall_evidence(visits: pd.DataFrame, ais_found: int = 0, ais_present: int = 0) -> tuple[float, float]:
-    """The recall's beta distribution. From AIS where its vessels were present at 10 passes or more (AIS says who
-    was there: the share a detection was matched to). Else from the passes strictly inside seen calls (between
-    their first and last sighting, which are sightings by construction), added to the prior (mean 0.9): visits
-    that joined two calls count the empty berth between them as misses, so the prior keeps a few such from
-    sinking the estimate."""
-    if ais_present >= 10:
-        return 1.0 + ais_found, 1.0 + ais_present - ais_found
-    if not len(visits):
-        return DEFAULT_RECALL
-    inner_passes = (visits.observed_passes - 2).clip(lower=0)
-    inner_sightings = (visits.sightings - 2).clip(lower=0)
-    n, s = float(inner_passes[visits.sightings >= 2].sum()), float(inner_sightings[visits.sightings >= 2].sum())
-    return (DEFAULT_RECALL[0] + s, DEFAULT_RECALL[1] + n - s) if n > 0 else DEFAULT_RECALL
-
-
-def dwell_estimates(visits: pd.DataFrame, min_dwell_days: float, max_dwell_days: float) -> np.ndarray:
-    """Each seen call's dwell: from the middle of its arrival bounds to the middle of its departure bounds,
-    within [min_dwell_days, max_dwell_days]; a bound left open (the period's edge) counts as its sighting."""
-    if not len(visits):
-        return np.array([min_dwell_days])
-    first, last = pd.to_datetime(visits.first_seen, utc=True), pd.to_datetime(visits.last_seen, utc=True)
-    earliest = pd.to_datetime(visits.arrival_earliest, utc=True).fillna(first)  # all None: object dtype
-    latest = pd.to_datetime(visits.departure_latest, utc=True).fillna(last)
-    arrive = first - (first - earliest) / 2
-    leave = last + (latest - last) / 2
-    days = (leave - arrive).dt.total_seconds().to_numpy() / 86400
-    return np.clip(days, min_dwell_days, max_dwell_days)
-
-
-def _passes_during(model: DetectionModel, start_s: float, end_s: float, dwell_days: np.ndarray) -> np.ndarray:
-    """(dwells, GRID): observed passes during a call of each dwell arriving at each of GRID times in the span."""
-    arrivals = np.linspace(start_s, end_s, GRID)
-    leave = arrivals[None, :] + dwell_days[:, None] * 86400
-    return (np.searchsorted(model.observed_s, leave, side="right")
-            - np.searchsorted(model.observed_s, np.broadcast_to(arrivals, leave.shape), side="left"))
-
-
-def calls_in(visits: pd.DataFrame, model: DetectionModel) -> float:
+def calls_in(visits: pd.DataFrame, typical_dwell_days: float) -> float:
     """Calls behind the confirmed visits: an AIS-identified visit is one call; one without an identity that was
     seen over longer than a typical call may be back-to-back calls at one berth that no pass saw apart (the berth
     empty between them), and counts as its span from first to last sighting over the typical call (at least 1)."""
@@ -96,40 +38,19 @@ def calls_in(visits: pd.DataFrame, model: DetectionModel) -> float:
         return 0.0
     span = (confirmed.last_seen - confirmed.first_seen).dt.total_seconds().to_numpy() / 86400
     identified = confirmed.vessel_id.notna().to_numpy() if "vessel_id" in confirmed else np.zeros(len(span), bool)
-    return float(np.where(identified, 1.0, np.maximum(1.0, span / model.typical_dwell)).sum())
+    return float(np.where(identified, 1.0, np.maximum(1.0, span / typical_dwell_days)).sum())
 
 
-def single_call_dwells(visits: pd.DataFrame, min_dwell_days: float, max_dwell_days: float,
-                       ais_dwells: np.ndarray | None = None) -> np.ndarray:
-    """Dwell times of single calls: the AIS tracks' stays in the area where there are at least 3 (AIS times
-    them to the hour, where images bound them only between passes); else AIS-identified visits where at least 3
-    were seen (their identity keeps back-to-back calls apart); else every seen visit."""
-    if ais_dwells is not None and len(ais_dwells) >= 3:
-        return np.clip(ais_dwells, min_dwell_days, max_dwell_days)
-    identified = visits[visits.vessel_id.notna()] if len(visits) and "vessel_id" in visits else visits.iloc[:0]
-    return dwell_estimates(identified if len(identified) >= 3 else visits, min_dwell_days, max_dwell_days)
-
-
-def interval(model: DetectionModel, seen: float, visits: int, start: pd.Timestamp, end: pd.Timestamp,
+def interval(model: Detectability, seen: float, visits: int, start: pd.Timestamp, end: pd.Timestamp,
              hard: tuple[int, int], rng: np.random.Generator) -> dict[str, Any]:
     """{observed, estimate, interval_90, hard_bounds} for `seen` calls, behind `visits` confirmed visits, arriving
     in [start, end]."""
-    passes = _passes_during(model, start.value / 1e9, end.value / 1e9, model.dwell_days)
-
-    def detection_probability(recall: float, dwells: np.ndarray) -> float:
-        # Long calls are more likely to be seen, so the seen calls over-represent them: each stands for 1/pi(D)
-        # calls of its dwell, and the probability over all calls is the harmonic mean (Horvitz-Thompson).
-        per_call = np.maximum(np.mean(1 - (1 - recall) ** passes[dwells], axis=1), 1e-3)
-        return float(1 / np.mean(1 / per_call))
-
-    every = np.arange(len(model.dwell_days))
-    pi = max(detection_probability(model.recall, every), 1e-3)
-    recalls = rng.beta(*model.recall_beta, BOOTSTRAP)
-    draws = np.empty(BOOTSTRAP)
-    for i, recall in enumerate(recalls):
-        p = max(detection_probability(recall, rng.choice(every, len(every))), 1e-3)
-        calls = visits + rng.poisson(max(seen - visits, 0.0))  # the calls that long visits hide are a guess
-        draws[i] = calls + rng.negative_binomial(max(calls, 1), p)  # none seen: the unseen of one more
+    table = np.clip(model.seen_probability(start.value / 1e9, end.value / 1e9), 1e-3, 1.0)
+    pi = float((table * model.weights).sum())
+    dwell, recall = model.draw(rng, DRAWS)
+    p = table[dwell, recall]
+    calls = visits + rng.poisson(max(seen - visits, 0.0), DRAWS)  # the calls that long visits hide are a guess
+    draws = calls + rng.negative_binomial(np.maximum(calls, 1), p)  # none seen: the unseen of one more
     lo, hi = np.quantile(draws, [0.05, 0.95])
     seen = round(seen)
     lo_hard, hi_hard = hard
@@ -147,21 +68,25 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
                 min_dwell_days: float, max_dwell_days: float, berths: int, recall: float | None,
                 ais_dwells: np.ndarray | None = None, ais_recall: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     """`arrivals`, `dark_arrivals` and `arrivals_by_month` of one area, each {observed, estimate, interval_90,
-    hard_bounds}; `recall` given overrides the one estimated from repeat sightings."""
+    hard_bounds}; `recall` given overrides the one learnt from AIS and the sighting patterns."""
     from shipdet.voyages.bounds import visit_bounds
 
     rng = np.random.default_rng(0)
     in_period = visits[(visits.first_seen >= start) & (visits.first_seen <= end)] if len(visits) else visits
-    evidence = recall_evidence(in_period, *ais_recall)
-    beta = (recall * 200, (1 - recall) * 200) if recall is not None else evidence
-    model = DetectionModel(np.sort([t.value / 1e9 for t in observed_times]),
-                           single_call_dwells(in_period, min_dwell_days, max_dwell_days, ais_dwells), beta)
+    found, present = ais_recall
+    # AIS says which vessels were there at each observed pass: the share a detection was matched to is the recall's
+    # direct evidence, added to the weak default prior (any count helps; a few vessels do not settle it).
+    prior, source = ((recall * 200, (1 - recall) * 200), "given") if recall is not None else \
+        ((DEFAULT_RECALL_PRIOR[0] + found, DEFAULT_RECALL_PRIOR[1] + present - found), "AIS vessels present") \
+        if present else (None, "prior")
+    model = learn(in_period, np.sort([t.value / 1e9 for t in observed_times]), start, end, min_dwell_days,
+                  max_dwell_days, ais_dwells, prior, source)
 
     def counts(seen: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
         bounds = visit_bounds(seen, observed_times, lo, hi, min_dwell_days, berths)
         hard = (bounds["lower_bound"], bounds["upper_bound"])
         visits = int(seen.confirmed.sum()) if len(seen) else 0
-        return interval(model, calls_in(seen, model), visits, lo, hi, hard, rng)
+        return interval(model, calls_in(seen, model.dwell_days), visits, lo, hi, hard, rng)
 
     dark = in_period[in_period.dark] if len(in_period) else in_period
     by_month = {}
@@ -172,9 +97,8 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
         by_month[str(month)] = counts(seen, lo, hi)
     return {"arrivals": counts(in_period, start, end), "dark_arrivals": counts(dark, start, end),
             "arrivals_by_month": by_month,
-            "recall": {"estimate": round(model.recall, 3), "from": "given" if recall is not None else
-                       "AIS vessels present" if ais_recall[1] >= 10 else
-                       ("repeat sightings" if evidence != DEFAULT_RECALL else "prior (no call seen twice)")}}
+            "recall": {"estimate": round(model.recall, 3), "from": model.recall_source},
+            "dwell_days": {"estimate": round(model.dwell_days, 2), "from": model.dwell_source}}
 
 
 def ais_stays(ais: pd.DataFrame | None, inside: np.ndarray, interval_h: float = 1.0) -> np.ndarray | None:

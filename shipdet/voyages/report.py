@@ -46,7 +46,8 @@ def summary_markdown(summaries: list[dict[str, Any]]) -> str:
                   _row("arrivals", s["arrivals"]),
                   _row("dark arrivals" if s["ais_used"] else "dark arrivals (no AIS given)", s["dark_arrivals"]),
                   "", f"Candidate visits {s['observed_visits']}, confirmed {s['confirmed_visits']}; detector "
-                  f"recall {s['recall']['estimate']} ({s['recall']['from']}).", "",
+                  f"recall {s['recall']['estimate']} ({s['recall']['from']}); mean dwell "
+                  f"{s['dwell_days']['estimate']} days ({s['dwell_days']['from']}).", "",
                   "| month (first sighting) | seen | estimate | 90 % interval | hard bounds |",
                   "|---|---|---|---|---|",
                   *(_row(month, c) for month, c in s["arrivals_by_month"].items()), ""]

@@ -110,7 +110,8 @@ def test_simulate_is_seeded_and_writes_what_voyages_reads(tmp_path: Path) -> Non
     assert summary["areas"] == again["areas"]  # the same seed, the same scenario, the same counts
     assert {"vessel_id", "berth", "arrival", "departure", "length_m", "ais_on"} <= set(truth.columns)
     area = summary["areas"][0]
-    assert area["recall"]["from"] in ("repeat sightings", "prior (no call seen twice)")
+    assert area["recall"]["from"] == "AIS vessels present and sighting patterns"  # the simulation has AIS
+    assert area["dwell_days"]["from"] == "AIS stays"
     assert area["arrivals"]["hard_bounds"][0] <= len(truth) <= area["arrivals"]["hard_bounds"][1]
 
 
