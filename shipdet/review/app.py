@@ -120,6 +120,12 @@ def create_review_app(run_dir: Path, voyages: Path | None = None) -> FastAPI:
             return JSONResponse({"error": {"code": "invalid_correction", "message": str(exc)}}, status_code=422)
         if given.scene_id is not None and given.det_id is not None:
             run.detection(given.scene_id, given.det_id)  # 404 for an id the run does not hold
+        for scene_id, det_id in given.detections or []:
+            run.detection(scene_id, det_id)
+        known = {str(v.get("visit_id")) for v in _voyages_json(voyages)["visits"]}
+        for visit in (given.visit_id, given.with_visit):
+            if visit is not None and visit not in known:
+                raise UnknownItemError(f"no visit {visit!r} in the voyage report")
         return JSONResponse(json.loads(log.append(given).model_dump_json()), status_code=201)
 
     return app

@@ -30,6 +30,9 @@ class CorrectionIn(BaseModel):
     label: str | None = Field(None, max_length=100, description="The class, for `relabel`.")
     with_visit: str | None = Field(None, max_length=500, description="The other visit, for `merge`.")
     split_at: datetime | None = Field(None, description="The first sighting of the second call, for `split`.")
+    detections: list[tuple[str, int]] | None = Field(
+        None, max_length=10_000, description="For `split`, the sightings (scene_id, det_id) of the second call; for "
+        "`merge`, those of both visits: what a recount applies, whatever the visits' numbering then.")
     who: str = Field("reviewer", min_length=1, max_length=100)
     note: str = Field("", max_length=2000)
 
@@ -45,6 +48,8 @@ class CorrectionIn(BaseModel):
             raise ValueError("merge needs with_visit")
         if self.action == "split" and self.split_at is None:
             raise ValueError("split needs split_at")
+        if self.action in VISIT_ACTIONS and not self.detections:
+            raise ValueError(f"{self.action} needs detections: the sightings it concerns, as [scene_id, det_id]")
         return self
 
 
@@ -88,3 +93,7 @@ class CorrectionLog:
             if c.scene_id is not None and c.det_id is not None:
                 latest[(c.scene_id, c.det_id)] = c
         return latest
+
+    def visit_edits(self) -> list[Correction]:
+        """Splits and merges, in the order they were made (a later one works on the visits the earlier made)."""
+        return [c for c in self.read() if c.action in VISIT_ACTIONS]

@@ -12,9 +12,10 @@ from shipdet.errors import ConfigError
 
 def _count(detections: Path | None, scenes: Path | None, areas: Path | None, out: Path | None, ais: Path | None,
            start: str | None, end: str | None, min_dwell_days: float, berths: int | None, recall: float | None,
-           given: dict[str, Any]) -> None:
+           corrections: Path | None, given: dict[str, Any]) -> None:
     import pandas as pd
 
+    from shipdet.voyages.corrections import VisitEdit, apply_corrections
     from shipdet.voyages.count import count_area
     from shipdet.voyages.inputs import read_ais, read_areas, read_detections, read_scenes
     from shipdet.voyages.link import LinkParams
@@ -28,10 +29,17 @@ def _count(detections: Path | None, scenes: Path | None, areas: Path | None, out
     if recall is not None and not 0 < recall <= 1:
         raise ConfigError(f"--recall must lie in (0, 1], not {recall}")
     det, sc, aois, positions = read_detections(detections), read_scenes(scenes), read_areas(areas), read_ais(ais)
+    edits: list[VisitEdit] = []
+    log = corrections or detections.parent / "review.jsonl"  # a rescore run folder holds its reviewers' log
+    if corrections is not None or log.is_file():
+        reviewed = apply_corrections(det, log)
+        det, edits = reviewed.detections, reviewed.edits
+        det.attrs.setdefault("assumptions", []).append(reviewed.said)
     params = LinkParams(**{k: v for k, v in given.items() if v is not None})  # the rest: SHIPDET_VOYAGES_*
     t0 = pd.Timestamp(start, tz="UTC") if start else None
     t1 = pd.Timestamp(end, tz="UTC") if end else None
-    results = [count_area(a, det, sc, positions, params, t0, t1, min_dwell_days, berths, recall) for a in aois]
+    results = [count_area(a, det, sc, positions, params, t0, t1, min_dwell_days, berths, recall, edits)
+               for a in aois]
     write_outputs(results, out)
     for r in results:
         s, arrivals, dark = r.summary, r.summary["arrivals"], r.summary["dark_arrivals"]
@@ -60,15 +68,17 @@ def register(app: typer.Typer) -> None:
         max_dwell_days: float = typer.Option(None, help="Longest plausible call: a later sighting is a new call "
                                                         "(default 10)."),
         berths: int = typer.Option(None, help="Vessels the area holds at once (default: most seen at once)."),
-        recall: float = typer.Option(None, help="The detector's recall, if known (default: estimated from "
-                                                "repeat sightings)."),
+        recall: float = typer.Option(None, help="The detector's validated recall, if known (default: learnt from "
+                                                "AIS and the sighting patterns)."),
         min_observed: float = typer.Option(None, help="Share of an area a scene must see clearly (default 0.8)."),
         link_distance_m: float = typer.Option(None, help="Same berth slot within this distance (default 150 m)."),
+        corrections: Path = typer.Option(None, help="Reviewers' corrections (`shipdet review`'s review.jsonl; "
+                                                    "default: the one beside --detections, if any)."),
     ) -> None:
         """Count port calls per area: visits, dark calls, estimates with 90 % intervals and hard bounds."""
         if ctx.invoked_subcommand is not None:
             return
-        _count(detections, scenes, areas, out, ais, start, end, min_dwell_days, berths, recall,
+        _count(detections, scenes, areas, out, ais, start, end, min_dwell_days, berths, recall, corrections,
                {"min_observed": min_observed, "link_distance_m": link_distance_m, "max_dwell_days": max_dwell_days})
 
     @voyages_app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import shapely
 
 from shipdet.voyages.ais import match_ais, recall_from_ais
 from shipdet.voyages.bounds import visit_bounds
+from shipdet.voyages.corrections import VisitEdit
 from shipdet.voyages.estimate import ais_stays, area_counts
 from shipdet.voyages.inputs import Area
 from shipdet.voyages.link import LinkParams, link_visits
@@ -45,7 +47,7 @@ def observations(scenes: pd.DataFrame, area: Area, min_observed: float) -> pd.Da
 
 def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.DataFrame | None, p: LinkParams,
                start: pd.Timestamp | None, end: pd.Timestamp | None, min_dwell_days: float,
-               berths: int | None, recall: float | None = None) -> AreaResult:
+               berths: int | None, recall: float | None = None, edits: Sequence[VisitEdit] = ()) -> AreaResult:
     obs = observations(scenes, area, p.min_observed)
     inside = shapely.contains_xy(area.polygon, det.lon.to_numpy(), det.lat.to_numpy()) if len(det) else \
         np.zeros(0, bool)
@@ -58,7 +60,7 @@ def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.Data
     lat0 = float(area.polygon.centroid.y)
     matched = match_ais(sel, ais, p, lat0)
     sel[["vessel_id", "dark", "ais_nearest_m"]] = matched[["vessel_id", "dark", "ais_nearest_m"]]
-    visits = link_visits(sel, obs, p, lat0)
+    visits = link_visits(sel, obs, p, lat0, edits)
     visits.insert(0, "area", area.name)
     visits.insert(1, "visit_id", [f"{area.name}-{i + 1:04d}" for i in range(len(visits))])
     per_scene = sel.groupby("scene_id").size()

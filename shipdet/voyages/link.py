@@ -12,11 +12,14 @@ sighting and the next observation without it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shipdet.voyages.corrections import VisitEdit
 
 EARTH_M_PER_DEG = 111_320.0
 
@@ -76,9 +79,11 @@ def _same_call(v: _Visit, when: pd.Timestamp, length: float, vessel_id: str | No
     return "position"
 
 
-def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float) -> pd.DataFrame:
-    """Visits of one area. `det`: detections in the area (lon, lat, length_m, score, acquired, scene_id, dark);
-    `obs`: its observations (scene_id, acquired, observed), in time order."""
+def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float,
+                edits: Sequence[VisitEdit] = ()) -> pd.DataFrame:
+    """Visits of one area. `det`: detections in the area (lon, lat, length_m, score, acquired, scene_id, dark;
+    optionally det_id and a reviewer's word, `reviewed`); `obs`: its observations (scene_id, acquired, observed),
+    in time order; `edits`: reviewers' splits and merges, applied after linking."""
     open_visits: list[_Visit] = []
     closed: list[_Visit] = []
     by_scene = {k: g for k, g in det.groupby("scene_id")} if not det.empty else {}
@@ -124,7 +129,7 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
                                           ob.acquired, arrival_after=last_observed,
                                           scores=[float(det.at[r, "score"])], vessel_id=_vessel(det, r)))
         last_observed = ob.acquired
-    closed += open_visits
+    closed = _apply_edits(closed + open_visits, det, edits)
     records = []
     for v in sorted(closed, key=lambda v: v.first):
         sub = det.loc[v.rows]
@@ -135,7 +140,8 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
             "lon": float(sub.lon.mean()), "lat": float(sub.lat.mean()), "length_m": float(sub.length_m.mean()),
             "max_score": float(max(v.scores)), "dark": bool(sub.dark.mean() > 0.5) if "dark" in sub else False,
             "dark_sightings": int(sub.dark.sum()) if "dark" in sub else 0,
-            "confirmed": len(v.rows) >= 2 or max(v.scores) >= p.confirm_score,
+            "confirmed": len(v.rows) >= 2 or max(v.scores) >= p.confirm_score or (
+                "reviewed" in sub and bool(sub.reviewed.isin(["confirm", "relabel"]).any())),
             "vessel_id": v.vessel_id, "linked_by": ",".join(sorted(v.linked_by)) or "single sighting",
             "observed_passes": int(((obs.acquired >= v.first) & (obs.acquired <= v.last) & obs.observed).sum()),
             "scene_ids": ",".join(sub.scene_id.astype(str)),
@@ -150,3 +156,44 @@ def link_visits(det: pd.DataFrame, obs: pd.DataFrame, p: LinkParams, lat0: float
 def _vessel(det: pd.DataFrame, row: int) -> str | None:
     value = det.at[row, "vessel_id"] if "vessel_id" in det else None
     return str(value) if isinstance(value, str) and value else None
+
+
+def _regrouped(rows: list[int], det: pd.DataFrame, xy: np.ndarray, arrival_after: pd.Timestamp | None,
+               departure_before: pd.Timestamp | None, linked_by: set[str]) -> _Visit:
+    rows = sorted(rows, key=lambda r: det.at[r, "acquired"])
+    vessels = [v for v in (_vessel(det, r) for r in rows) if v]
+    return _Visit(rows, xy.mean(axis=0), float(det.loc[rows, "length_m"].mean()), det.at[rows[0], "acquired"],
+                  det.at[rows[-1], "acquired"], arrival_after=arrival_after, departure_before=departure_before,
+                  scores=[float(det.at[r, "score"]) for r in rows], vessel_id=vessels[0] if vessels else None,
+                  linked_by=linked_by | {"review"})
+
+
+def _apply_edits(visits: list[_Visit], det: pd.DataFrame, edits: Sequence[VisitEdit]) -> list[_Visit]:
+    """A reviewer's merge makes one visit of those holding the given sightings; a split makes the given sightings
+    a visit of their own, each part bounded by the other (the berth was taken until the first part's last
+    sighting). Sightings no longer in the table (rejected, or outside the area) are passed over."""
+    if not edits or "det_id" not in det:
+        return visits
+    row_of = {(str(s), int(d)): r for r, s, d in zip(det.index, det.scene_id, det.det_id, strict=True)}
+    xy = local_xy(det.lon.to_numpy(), det.lat.to_numpy(), float(det.lat.mean())) if len(det) else np.zeros((0, 2))
+    at = {r: k for k, r in enumerate(det.index)}
+
+    def build(rows: list[int], after: pd.Timestamp | None, before: pd.Timestamp | None, why: set[str]) -> _Visit:
+        return _regrouped(rows, det, xy[[at[r] for r in rows]], after, before, why)
+
+    for edit in edits:
+        rows = {row_of[k] for k in edit.sightings if k in row_of}
+        hit = [v for v in visits if rows & set(v.rows)]
+        if edit.action == "merge" and len(hit) >= 2:
+            joined = build([r for v in hit for r in v.rows], min(hit, key=lambda v: v.first).arrival_after,
+                           max(hit, key=lambda v: v.last).departure_before, set().union(*(v.linked_by for v in hit)))
+            visits = [v for v in visits if v not in hit] + [joined]
+        elif edit.action == "split" and len(hit) == 1 and set(hit[0].rows) - rows:
+            whole = hit[0]
+            parts = sorted([[r for r in whole.rows if r in rows], [r for r in whole.rows if r not in rows]],
+                           key=lambda part: min(det.at[r, "acquired"] for r in part))
+            early = build(parts[0], whole.arrival_after, None, whole.linked_by)
+            late = build(parts[1], early.last, whole.departure_before, whole.linked_by)
+            early.departure_before = late.first
+            visits = [v for v in visits if v is not whole] + [early, late]
+    return visits

@@ -88,3 +88,26 @@ def test_a_visit_shows_its_sightings_side_by_side(browser, page_url: str) -> Non
     wait.until(lambda d: all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i) > 0
                              for i in images))
     assert "sightings" in browser.find_element(By.ID, "detail").text
+
+
+def test_a_merge_of_two_visits_is_saved_and_shown_after_a_reload(browser, page_url: str, run_dir: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(page_url)
+    wait = WebDriverWait(browser, 10)
+    rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.visit"))
+    assert len(rows) >= 2, "the synthetic run has several ships in the area"
+    first = rows[0].get_attribute("data-visit")
+    rows[0].click()
+    other = wait.until(ec.presence_of_element_located((By.ID, "merge-with"))).get_attribute("value")
+    browser.find_element(By.ID, "merge").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "message"), "saved: merge"))
+    browser.refresh()
+    wait.until(lambda d: "merge by reviewer" in d.find_element(
+        By.CSS_SELECTOR, f'tr.visit[data-visit="{first}"] td.visit-review').text)
+    assert "merge by reviewer" in browser.find_element(
+        By.CSS_SELECTOR, f'tr.visit[data-visit="{other}"] td.visit-review').text
+    saved = (run_dir / "review.jsonl").read_text()
+    assert '"action":"merge"' in saved.replace(" ", "") and first in saved and other in saved

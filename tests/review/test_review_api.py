@@ -118,3 +118,43 @@ def test_a_visits_sightings_resolve_to_chips(run_dir: Path, voyages_report: Path
             assert client.get(f"/api/chips/{scene_id}/{det_id}.png").status_code == 200
     assert client.get("/api/voyages/timeline/harbour.png").status_code == 200
     assert client.get("/api/voyages/timeline/..%2Fsummary.png").status_code == 404
+
+
+def test_a_visit_split_or_merge_names_known_visits_and_sightings(run_dir: Path, voyages_report: Path) -> None:
+    client = TestClient(create_review_app(run_dir, voyages_report))
+    visit = client.get("/api/voyages").json()["visits"][0]
+    sightings = [[s, int(d)] for s, d in zip(visit["scene_ids"].split(","), str(visit["det_ids"]).split(","),
+                                             strict=True)]
+    split = {"action": "split", "visit_id": visit["visit_id"], "split_at": visit["first_seen"],
+             "detections": sightings}
+    assert client.post("/api/corrections", json=split | {"visit_id": "harbour-9999"}).status_code == 404
+    assert client.post("/api/corrections", json=split | {"detections": [["nope", 0]]}).status_code == 404
+    assert client.post("/api/corrections", json=split | {"detections": []}).status_code == 422
+    saved = client.post("/api/corrections", json=split)
+    assert saved.status_code == 201 and saved.json()["detections"] == sightings
+    merge = {"action": "merge", "visit_id": visit["visit_id"], "with_visit": "harbour-9999", "detections": sightings}
+    assert client.post("/api/corrections", json=merge).status_code == 404
+    assert [c["action"] for c in client.get("/api/corrections").json()] == ["split"]
+
+
+def test_voyages_recounts_with_the_run_folders_corrections(run_dir: Path, voyages_report: Path,
+                                                           tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shipdet.cli import app
+
+    before = json.loads((voyages_report / "summary.json").read_text())["areas"][0]
+    client = TestClient(create_review_app(run_dir, voyages_report))
+    visit = client.get("/api/voyages").json()["visits"][0]
+    for scene_id, det_id in zip(visit["scene_ids"].split(","), str(visit["det_ids"]).split(","), strict=True):
+        assert client.post("/api/corrections", json={"action": "reject", "scene_id": scene_id,
+                                                     "det_id": int(det_id)}).status_code == 201
+    again = CliRunner().invoke(app, ["voyages", "--detections", str(run_dir / "detections.parquet"), "--scenes",
+                                     str(run_dir / "scenes.parquet"), "--areas", str(tmp_path / "area.geojson"),
+                                     "--out", str(tmp_path / "recount")])
+    assert again.exit_code == 0, again.output
+    after = json.loads((tmp_path / "recount" / "summary.json").read_text())["areas"][0]
+    assert after["observed_visits"] == before["observed_visits"] - 1
+    rejected = len(visit["scene_ids"].split(","))
+    assert any(f"reviewers' corrections from {run_dir / 'review.jsonl'}: {rejected} detections rejected" in a
+               for a in after["assumptions"])

@@ -3,7 +3,7 @@
 "use strict";
 const svg = document.getElementById("map");
 const NS = "http://www.w3.org/2000/svg";
-let run = null, selected = null;
+let run = null, selected = null, voyages = null;
 
 function el(tag, attrs, parent) {
   const node = document.createElementNS(NS, tag);
@@ -94,8 +94,19 @@ async function correct(d, action) {
   draw();
 }
 
+function visitEdits(corrections) {
+  // The reviewers' splits and merges, shown against the visits they were made on.
+  const edits = {};
+  for (const c of corrections.filter(c => c.action === "split" || c.action === "merge")) {
+    for (const id of [c.visit_id, c.with_visit].filter(Boolean)) (edits[id] = edits[id] || []).push(`${c.action} by ${c.who}`);
+  }
+  return edits;
+}
+
 async function showVoyages() {
   const v = await (await fetch("/api/voyages")).json();
+  voyages = v;
+  const edits = visitEdits(await (await fetch("/api/corrections")).json());
   const box = document.getElementById("voyages");
   if (!v.summary) { box.innerHTML = '<p class="hint">No voyage report given (shipdet review RUN --voyages REPORT).</p>'; return; }
   box.innerHTML = v.summary.areas.map(a => `<h2>${a.area}</h2><table>
@@ -104,9 +115,9 @@ async function showVoyages() {
       <td>${a[k].interval_90.join("-")}</td><td>${a[k].hard_bounds.join("-")}</td></tr>`).join("")}</table>
     <img alt="timeline of ${a.area}" src="/api/voyages/timeline/${encodeURIComponent(a.area)}.png" style="width:100%">`).join("") +
     `<h2>Visits</h2><p class="hint">Click a visit to see all its sightings.</p>
-    <table><tr><th>visit</th><th>first seen</th><th>sightings</th><th>dark</th><th>AIS</th></tr>
-    ${v.visits.map((x, i) => `<tr class="visit" data-index="${i}"><td>${x.visit_id}</td><td>${(x.first_seen || "").slice(0, 10)}</td><td>${x.sightings}</td>
-      <td>${x.dark ? "dark" : ""}</td><td>${x.vessel_id || ""}</td></tr>`).join("")}</table>`;
+    <table><tr><th>visit</th><th>first seen</th><th>sightings</th><th>dark</th><th>AIS</th><th>review</th></tr>
+    ${v.visits.map((x, i) => `<tr class="visit" data-index="${i}" data-visit="${x.visit_id}"><td>${x.visit_id}</td><td>${(x.first_seen || "").slice(0, 10)}</td><td>${x.sightings}</td>
+      <td>${x.dark ? "dark" : ""}</td><td>${x.vessel_id || ""}</td><td class="visit-review">${(edits[x.visit_id] || []).join(", ")}</td></tr>`).join("")}</table>`;
   for (const row of box.querySelectorAll("tr.visit")) row.addEventListener("click", () => showVisit(v.visits[Number(row.dataset.index)]));
 }
 
@@ -118,7 +129,43 @@ function showVisit(visit) {
   document.getElementById("detail").innerHTML = `<h2>${visit.visit_id}</h2>
     <p>${visit.sightings} sightings, ${(visit.first_seen || "").slice(0, 10)} to ${(visit.last_seen || "").slice(0, 10)};
     ${visit.dark ? "dark (no AIS matched)" : "AIS " + (visit.vessel_id || "matched")}; linked by ${visit.linked_by || "?"};
-    length ${Number(visit.length_m).toFixed(0)} m</p><div class="sightings">${chips || '<p class="hint">no detection ids in this report</p>'}</div>`;
+    length ${Number(visit.length_m).toFixed(0)} m</p><div class="sightings">${chips || '<p class="hint">no detection ids in this report</p>'}</div>
+    ${visitActions(visit, scenes, dets)}<p id="message"></p>`;
+  const split = document.getElementById("split"), merge = document.getElementById("merge");
+  if (split) split.addEventListener("click", () => {
+    const k = Number(document.getElementById("split-at").value);
+    editVisit(visit, {action: "split", split_at: sightingTime(scenes[k], dets[k]), detections: pairs(scenes, dets).slice(k)});
+  });
+  if (merge) merge.addEventListener("click", () => {
+    const other = voyages.visits.find(x => x.visit_id === document.getElementById("merge-with").value);
+    const theirs = pairs(String(other.scene_ids ?? "").split(","), String(other.det_ids ?? "").split(","));
+    editVisit(visit, {action: "merge", with_visit: other.visit_id, detections: pairs(scenes, dets).concat(theirs)});
+  });
+}
+
+function pairs(scenes, dets) { return scenes.map((s, i) => [s, Number(dets[i])]).filter(([, d]) => Number.isInteger(d)); }
+
+function sightingTime(scene, det) {
+  const d = run.detections.find(x => x.scene_id === scene && String(x.det_id) === String(det));
+  return d ? d.acquired : null;
+}
+
+function visitActions(visit, scenes, dets) {
+  // Split: the sightings from the chosen one on are another call. Merge: this visit and another of its area are one.
+  if (!pairs(scenes, dets).length) return "";
+  const area = visit.area, others = voyages.visits.filter(x => x.visit_id !== visit.visit_id && x.area === area);
+  const splitAt = scenes.slice(1).map((s, i) => `<option value="${i + 1}">before sighting ${i + 2} (${s})</option>`).join("");
+  return `<div class="actions">${splitAt ? `<select id="split-at">${splitAt}</select><button id="split">Split</button>` : ""}
+    ${others.length ? `<select id="merge-with">${others.map(x => `<option>${x.visit_id}</option>`).join("")}</select><button id="merge">Merge</button>` : ""}</div>`;
+}
+
+async function editVisit(visit, body) {
+  body = {visit_id: visit.visit_id, who: localStorage.getItem("reviewer") || "reviewer", ...body};
+  const r = await fetch("/api/corrections", {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+  const answer = await r.json();
+  if (!r.ok) { document.getElementById("message").innerHTML = `<span class="error">${answer.error.message}</span>`; return; }
+  document.getElementById("message").textContent = `saved: ${answer.action}; \`shipdet voyages\` applies it on the next count`;
+  showVoyages();
 }
 
 async function main() {
