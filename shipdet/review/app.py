@@ -25,8 +25,22 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _run_json(run: RunFolder, log: CorrectionLog) -> dict[str, Any]:
+def _areas(report: Path | None) -> list[tuple[str, Any]]:
+    """The voyage report's counting areas (name, polygon); none without a report or for one from before."""
+    if report is None or not (report / "areas.geojson").is_file():
+        return []
+    from shapely.geometry import shape
+
+    features = json.loads((report / "areas.geojson").read_text()).get("features", [])
+    return [(str(f["properties"]["name"]), shape(f["geometry"])) for f in features]
+
+
+def _run_json(run: RunFolder, log: CorrectionLog, areas: list[tuple[str, Any]]) -> dict[str, Any]:
+    import shapely
+
     corrections = log.latest_by_detection()
+    lon, lat = run.detections.get("lon", []), run.detections.get("lat", [])
+    inside = {name: shapely.contains_xy(polygon, lon, lat) for name, polygon in areas} if len(run.detections) else {}
     scenes = []
     for s in run.scenes.itertuples():
         footprint = s.footprint
@@ -36,16 +50,19 @@ def _run_json(run: RunFolder, log: CorrectionLog) -> dict[str, Any]:
                        "footprint": [list(xy) for xy in footprint.exterior.coords] if footprint is not None and
                        not footprint.is_empty else None})
     detections = []
-    for d in run.detections.itertuples():
+    for i, d in enumerate(run.detections.itertuples()):
         c = corrections.get((str(d.scene_id), int(d.det_id)))
         detections.append({"scene_id": d.scene_id, "det_id": int(d.det_id), "lon": _finite(float(d.lon)),
                            "lat": _finite(float(d.lat)), "score": round(float(d.score), 3),
                            "length_m": _finite(round(float(d.length_m), 1)),
                            "heading_deg": _finite(round(float(d.heading_deg), 1)),
                            "acquired": str(d.acquired), "class_name": d.class_name,
+                           "areas": [name for name, hit in inside.items() if hit[i]],
                            "review": None if c is None else {"action": c.action, "label": c.label, "who": c.who,
                                                              "at": c.at.isoformat()}})
-    return {"run": str(run.path), "scenes": scenes, "detections": detections, "classes": list(CLASSES)}
+    return {"run": str(run.path), "scenes": scenes, "detections": detections, "classes": list(CLASSES),
+            "areas": [{"name": name, "rings": [[list(xy) for xy in poly.exterior.coords] for poly in
+                                               getattr(polygon, "geoms", [polygon])]} for name, polygon in areas]}
 
 
 def _voyages_json(report: Path | None) -> dict[str, Any]:
@@ -62,6 +79,7 @@ def _voyages_json(report: Path | None) -> dict[str, Any]:
 def create_review_app(run_dir: Path, voyages: Path | None = None) -> FastAPI:
     run = RunFolder(run_dir)  # a folder that is not a run is refused here, before serving
     log = CorrectionLog(run_dir)
+    areas = _areas(voyages)
     app = FastAPI(title="shipdet review", docs_url=None, redoc_url=None)
 
     @app.exception_handler(UnknownItemError)
@@ -86,7 +104,7 @@ def create_review_app(run_dir: Path, voyages: Path | None = None) -> FastAPI:
 
     @app.get("/api/run")
     async def run_json() -> dict[str, Any]:
-        return _run_json(run, log)
+        return _run_json(run, log, areas)
 
     @app.get("/api/voyages")
     async def voyages_json() -> dict[str, Any]:

@@ -29,6 +29,11 @@ def write_outputs(results: list[AreaResult], out: Path) -> dict[str, Path]:
     paths["summary_json"].write_text(json.dumps({"method": f"{ESTIMATE_METHOD}\n{BOUNDS_METHOD}",
                                                  "areas": summaries}, indent=2, default=str))
     paths["summary_md"].write_text(summary_markdown(summaries))
+    paths["areas"] = out / "areas.geojson"  # the counting areas as counted, for the review page's map
+    paths["areas"].write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": r.area.name, "min_length_m": r.area.min_length_m,
+                                           "max_length_m": r.area.max_length_m},
+         "geometry": r.area.polygon.__geo_interface__} for r in results]}))
     for r in results:
         paths[f"timeline_{r.area.name}"] = timeline_png(r, out / f"timeline_{r.area.name}.png")
     return paths

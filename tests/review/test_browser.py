@@ -111,3 +111,15 @@ def test_a_merge_of_two_visits_is_saved_and_shown_after_a_reload(browser, page_u
         By.CSS_SELECTOR, f'tr.visit[data-visit="{other}"] td.visit-review').text
     saved = (run_dir / "review.jsonl").read_text()
     assert '"action":"merge"' in saved.replace(" ", "") and first in saved and other in saved
+
+
+def test_the_area_filter_keeps_the_detections_inside_it(browser, page_url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(page_url)
+    wait = WebDriverWait(browser, 10)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "circle.detection")) == len(SHIPS) + 2)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "polygon.area")) == 1
+    Select(browser.find_element(By.ID, "area")).select_by_visible_text("harbour")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "circle.detection")) == len(SHIPS))

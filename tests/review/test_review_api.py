@@ -158,3 +158,12 @@ def test_voyages_recounts_with_the_run_folders_corrections(run_dir: Path, voyage
     rejected = len(visit["scene_ids"].split(","))
     assert any(f"reviewers' corrections from {run_dir / 'review.jsonl'}: {rejected} detections rejected" in a
                for a in after["assumptions"])
+
+
+def test_the_counting_areas_are_drawn_and_each_detection_knows_its_areas(run_dir: Path,
+                                                                         voyages_report: Path) -> None:
+    run = TestClient(create_review_app(run_dir, voyages_report)).get("/api/run").json()
+    assert [a["name"] for a in run["areas"]] == ["harbour"] and len(run["areas"][0]["rings"][0]) >= 4
+    inside = {d["scene_id"] for d in run["detections"] if d["areas"] == ["harbour"]}
+    assert inside == {"scene_2024-03-07"}  # the area is the first scene's footprint; the second lies 2 km off
+    assert TestClient(create_review_app(run_dir)).get("/api/run").json()["areas"] == []

@@ -18,7 +18,9 @@ function colourForDate(t, t0, t1) { const f = t1 > t0 ? (t - t0) / (t1 - t0) : 0
 function visible(d) {
   const from = document.getElementById("from").value, to = document.getElementById("to").value;
   const day = (d.acquired || "").slice(0, 10);
-  return d.score >= Number(document.getElementById("score").value) && (!from || day >= from) && (!to || day <= to);
+  const area = document.getElementById("area").value;
+  return d.score >= Number(document.getElementById("score").value) && (!from || day >= from) && (!to || day <= to) &&
+    (!area || (d.areas || []).includes(area));
 }
 
 function draw() {
@@ -44,6 +46,12 @@ function draw() {
                                 stroke: colourForDate(Date.parse(s.acquired), t0, t1),
                                 "stroke-dasharray": s.valid_fraction < 0.5 ? "4 3" : ""}, svg);
     el("title", {}, poly).textContent = `${s.scene_id} ${s.acquired || ""} (clear ${Math.round(100 * s.valid_fraction)} %)`;
+  }
+  for (const a of run.areas || []) {
+    for (const ring of a.rings) {
+      const outline = el("polygon", {class: "area", points: ring.map(([x, y]) => `${x * k},${-y}`).join(" ")}, svg);
+      el("title", {}, outline).textContent = `counting area ${a.name}`;
+    }
   }
   const r = Math.max((x1 - x0) * k, y1 - y0) / 250;
   let shown = 0;
@@ -171,9 +179,11 @@ async function editVisit(visit, body) {
 async function main() {
   run = await (await fetch("/api/run")).json();
   document.getElementById("run").textContent = run.run;
-  for (const id of ["from", "to", "score"]) document.getElementById(id).addEventListener("input", () => {
-    document.getElementById("score-out").textContent = document.getElementById("score").value; draw();
-  });
+  const areaSelect = document.getElementById("area");
+  for (const a of run.areas || []) areaSelect.appendChild(new Option(a.name, a.name));
+  const redraw = () => { document.getElementById("score-out").textContent = document.getElementById("score").value; draw(); };
+  for (const id of ["from", "to", "score"]) document.getElementById(id).addEventListener("input", redraw);
+  areaSelect.addEventListener("change", redraw);
   draw();
   showVoyages();
 }
