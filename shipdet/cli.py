@@ -11,6 +11,17 @@ from pydantic import ValidationError
 from shipdet.errors import ShipdetError
 from shipdet.progress import setup_logging
 
+
+def _help_width() -> None:
+    """Help piped to a file or a pager has no terminal to size it: rich would then squeeze it into 80 columns and
+    cut long names and defaults short ("..."). Wide enough for every option whole, unless the user said a width."""
+    import typer.rich_utils
+
+    if not sys.stdout.isatty() and not os.environ.get("COLUMNS") and not os.environ.get("TERMINAL_WIDTH"):
+        typer.rich_utils.MAX_WIDTH = 160
+
+
+_help_width()
 app = typer.Typer(
     name="shipdet",
     help="Ship detection in satellite imagery: datasets, training, export, serving, re-scoring, voyage counting.",

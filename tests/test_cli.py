@@ -56,3 +56,14 @@ def test_errors_are_red_on_a_terminal_unless_no_color(tmp_path: Path, no_color: 
     os.close(leader)
     assert proc.returncode == 2 and b"No such command" in said
     assert (b"\x1b[" in said) is not no_color
+
+
+def test_help_piped_to_a_file_keeps_every_option_and_default_whole(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    result = subprocess.run([sys.executable, "-m", "shipdet", "serve", "--help"], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 0
+    assert "…" not in result.stdout  # nothing cut short
+    assert "--allow-public-without-key" in result.stdout and "weights/shipdet-default.onnx" in result.stdout
