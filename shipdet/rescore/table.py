@@ -76,6 +76,6 @@ def atomic_write(path: Path, write: Any) -> None:
 
 def write_geoparquet(frame: Any, path: Path) -> None:
     """GeoParquet 1.1 with a bbox covering column (readers filter by area without decoding geometries), no
-    pandas index."""
+    pandas index, zstd-compressed (the GeoParquet best practice: smaller than snappy, as fast to read)."""
     atomic_write(path, lambda tmp: frame.to_parquet(tmp, schema_version="1.1.0", write_covering_bbox=True,
-                                                    index=False))
+                                                    index=False, compression="zstd"))

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from shipdet.rescore.table import write_geoparquet
 from shipdet.voyages.bounds import __doc__ as BOUNDS_METHOD
 from shipdet.voyages.count import AreaResult
 from shipdet.voyages.estimate import __doc__ as ESTIMATE_METHOD
@@ -23,8 +24,8 @@ def write_outputs(results: list[AreaResult], out: Path) -> dict[str, Path]:
              "summary_json": out / "summary.json", "summary_md": out / "summary.md"}
     visits.to_csv(paths["visits_csv"], index=False)
     if len(visits):
-        gpd.GeoDataFrame(visits, geometry=gpd.points_from_xy(visits.lon, visits.lat), crs="EPSG:4326").to_parquet(
-            paths["visits_parquet"])
+        write_geoparquet(gpd.GeoDataFrame(visits, geometry=gpd.points_from_xy(visits.lon, visits.lat),
+                                          crs="EPSG:4326"), paths["visits_parquet"])
     summaries = [r.summary for r in results]
     paths["summary_json"].write_text(json.dumps({"method": f"{ESTIMATE_METHOD}\n{BOUNDS_METHOD}",
                                                  "areas": summaries}, indent=2, default=str))

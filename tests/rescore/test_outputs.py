@@ -55,6 +55,20 @@ def test_geoparquet_has_a_bbox_covering_and_no_index_column(run: Path) -> None:
     assert 1 <= len(some) < len(every)
 
 
+def test_every_geoparquet_file_passes_an_independent_validator(run: Path) -> None:
+    gpv = pytest.importorskip("geoparquet_validator")
+    files = [run / "detections.parquet", run / "scenes.parquet", *sorted((run / "scenes").glob("*.parquet"))]
+    assert len(files) >= 3
+    for path in files:
+        report = gpv.check(str(path))
+        assert report["version"] == "1.1.0", path
+        assert gpv.failed(report, "core") == gpv.failed(report, "covering") == [], (path, report["outcomes"])
+        passed = {o["id"] for o in report["outcomes"] if o["status"] == "pass"}
+        assert {"/conf/core/geo-metadata", "/conf/core/wkb", "/conf/covering/bbox-paths"} <= passed, path
+        if pq.read_metadata(path).num_rows:  # a scene without ships has no extent nor statistics to check
+            assert gpv.failed(report, "distribution") == [] and "/conf/core/bbox-extent" in passed, path
+
+
 def test_footprints_do_not_repeat_vertices(run: Path) -> None:
     for footprint in gpd.read_parquet(run / "scenes.parquet").footprint:
         xy = np.asarray(footprint.exterior.coords)[:-1]

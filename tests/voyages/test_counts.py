@@ -115,6 +115,13 @@ def test_simulate_is_seeded_and_writes_what_voyages_reads(tmp_path: Path) -> Non
     assert area["arrivals"]["hard_bounds"][0] <= len(truth) <= area["arrivals"]["hard_bounds"][1]
 
 
+def test_the_visits_geoparquet_passes_an_independent_validator(tmp_path: Path) -> None:
+    gpv = pytest.importorskip("geoparquet_validator")
+    _simulate_and_count(tmp_path)
+    report = gpv.check(str(tmp_path / "out" / "visits.parquet"))
+    assert report["version"] == "1.1.0" and gpv.failed(report) == [], report["outcomes"]
+
+
 def test_naive_times_and_ais_without_lengths_are_stated_assumptions(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
