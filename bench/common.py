@@ -96,6 +96,14 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def publish(name: str, lines: list[str], dry_run: bool) -> None:
+    """Print a bench's figures, and write them to docs/benchmarks.md unless it was a dry run."""
+    text = "\n".join(lines)
+    print(text)
+    if not dry_run:
+        write_section(name, text)
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or add) the section between <!-- bench:name --> markers in docs/benchmarks.md."""
     DOC.parent.mkdir(parents=True, exist_ok=True)

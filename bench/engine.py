@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import decode_all, median, real_tiles, timed_interleaved, write_section
+from bench.common import decode_all, median, publish, real_tiles, timed_interleaved
 
 
 def main() -> None:
@@ -106,10 +106,7 @@ def main() -> None:
         speedup = rows["bare inference, INT8, same layout"] / rows[streams]
         lines.append(f"INT8 / FP32 bare throughput: **{speedup:.2f}x**.")
         lines.append(int8_line)
-    text = "\n".join(lines)
-    print(text)
-    if not args.dry_run:
-        write_section("engine", text)
+    publish("engine", lines, args.dry_run)
     np.set_printoptions()
 
 

@@ -10,7 +10,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.common import median, real_tiles, write_section
+from bench.common import median, publish, real_tiles
 from bench.service import loadgen, start_server
 
 
@@ -53,10 +53,7 @@ def main() -> None:
         off, on = runs[("off", c)], runs[("on", c)]
         lines.append(f"| {c} | {median(off):.2f} | {median(on):.2f} | {median(on) / median(off):.2f} | "
                      f"{', '.join(f'{x:.1f}' for x in off)} | {', '.join(f'{x:.1f}' for x in on)} |")
-    text = "\n".join(lines)
-    print(text)
-    if not args.dry_run:
-        write_section("grpc-cost", text)
+    publish("grpc-cost", lines, args.dry_run)
 
 
 if __name__ == "__main__":

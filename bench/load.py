@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import memory_mib, real_tiles, write_section
+from bench.common import memory_mib, publish, real_tiles
 from bench.service import start_server
 
 
@@ -107,10 +107,7 @@ def main() -> None:
              f"last 10 s {sum(last) / len(last):.0f} MiB,"
              f" growth **{growth:+.1%}** (limit +10 %)",
              f"- server exit status after SIGTERM: {code}", "", *table]
-    text = "\n".join(lines)
-    print(text)
-    if not args.dry_run:
-        write_section("load", text)
+    publish("load", lines, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import median, real_tiles, timed, write_section
+from bench.common import median, publish, real_tiles, timed
 
 
 def start_server(model: Path, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -114,10 +114,7 @@ def main() -> None:
     lines += [f"Best service / engine (HTTP): **{best:.2f}**; lowest at any concurrency against its reference (one "
               f"tile at a time for concurrency 1, batches above): **{worst:.2f}** (target >= 0.8). Load generator: "
               "`bench/loadgen.py`, a separate process with httpx clients on loopback."]
-    text = "\n".join(lines)
-    print(text)
-    if not args.dry_run:
-        write_section("service", text)
+    publish("service", lines, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common import write_section
+from bench.common import publish
 
 
 def main() -> None:
@@ -96,10 +96,7 @@ def main() -> None:
         lines.append(f"| {revisit:g} | {cloud:g} | {dark:g} | {part.arrivals_covered.mean():.0%} | "
                      f"{part.arrivals_width.median():.2f} ({part.oracle_width.median():.2f}) | "
                      f"{part.arrivals_bias.median():+.3f} | {dark_cells} |")
-    text = "\n".join(lines)
-    print(text)
-    if not args.dry_run:
-        write_section("voyages", text)
+    publish("voyages", lines, args.dry_run)
 
 
 if __name__ == "__main__":
