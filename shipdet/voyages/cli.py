@@ -12,7 +12,7 @@ from shipdet.errors import ConfigError
 
 def _count(detections: Path | None, scenes: Path | None, areas: Path | None, out: Path | None, ais: Path | None,
            start: str | None, end: str | None, min_dwell_days: float, berths: int | None, recall: float | None,
-           corrections: Path | None, given: dict[str, Any]) -> None:
+           recall_sd: float, corrections: Path | None, given: dict[str, Any]) -> None:
     import pandas as pd
 
     from shipdet.voyages.corrections import VisitEdit, apply_corrections
@@ -26,8 +26,13 @@ def _count(detections: Path | None, scenes: Path | None, areas: Path | None, out
     if missing:
         raise ConfigError(f"shipdet voyages needs {', '.join(missing)}", "see `shipdet voyages --help`")
     assert detections and scenes and areas and out  # for mypy: checked just above
-    if recall is not None and not 0 < recall <= 1:
-        raise ConfigError(f"--recall must lie in (0, 1], not {recall}")
+    if recall is not None:
+        from shipdet.voyages.estimate import given_recall
+
+        try:
+            given_recall(min(recall, 0.999), recall_sd)
+        except ValueError as exc:
+            raise ConfigError(f"--recall {recall} --recall-sd {recall_sd}: {exc}") from None
     det, sc, aois, positions = read_detections(detections), read_scenes(scenes), read_areas(areas), read_ais(ais)
     edits: list[VisitEdit] = []
     log = corrections or detections.parent / "review.jsonl"  # a rescore run folder holds its reviewers' log
@@ -38,7 +43,7 @@ def _count(detections: Path | None, scenes: Path | None, areas: Path | None, out
     params = LinkParams(**{k: v for k, v in given.items() if v is not None})  # the rest: SHIPDET_VOYAGES_*
     t0 = pd.Timestamp(start, tz="UTC") if start else None
     t1 = pd.Timestamp(end, tz="UTC") if end else None
-    results = [count_area(a, det, sc, positions, params, t0, t1, min_dwell_days, berths, recall, edits)
+    results = [count_area(a, det, sc, positions, params, t0, t1, min_dwell_days, berths, recall, edits, recall_sd)
                for a in aois]
     write_outputs(results, out)
     for r in results:
@@ -70,6 +75,8 @@ def register(app: typer.Typer) -> None:
         berths: int = typer.Option(None, help="Vessels the area holds at once (default: most seen at once)."),
         recall: float = typer.Option(None, help="The detector's validated recall, if known (default: learnt from "
                                                 "AIS and the sighting patterns)."),
+        recall_sd: float = typer.Option(0.02, help="The uncertainty of --recall (one standard deviation), e.g. "
+                                                   "0.05 for a validation on about 50 ships."),
         min_observed: float = typer.Option(None, help="Share of an area a scene must see clearly (default 0.8)."),
         link_distance_m: float = typer.Option(None, help="Same berth slot within this distance (default 150 m)."),
         corrections: Path = typer.Option(None, help="Reviewers' corrections (`shipdet review`'s review.jsonl; "
@@ -78,7 +85,7 @@ def register(app: typer.Typer) -> None:
         """Count port calls per area: visits, dark calls, estimates with 90 % intervals and hard bounds."""
         if ctx.invoked_subcommand is not None:
             return
-        _count(detections, scenes, areas, out, ais, start, end, min_dwell_days, berths, recall, corrections,
+        _count(detections, scenes, areas, out, ais, start, end, min_dwell_days, berths, recall, recall_sd, corrections,
                {"min_observed": min_observed, "link_distance_m": link_distance_m, "max_dwell_days": max_dwell_days})
 
     @voyages_app.command()

@@ -47,7 +47,8 @@ def observations(scenes: pd.DataFrame, area: Area, min_observed: float) -> pd.Da
 
 def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.DataFrame | None, p: LinkParams,
                start: pd.Timestamp | None, end: pd.Timestamp | None, min_dwell_days: float,
-               berths: int | None, recall: float | None = None, edits: Sequence[VisitEdit] = ()) -> AreaResult:
+               berths: int | None, recall: float | None = None, edits: Sequence[VisitEdit] = (),
+               recall_sd: float = 0.02) -> AreaResult:
     obs = observations(scenes, area, p.min_observed)
     inside = shapely.contains_xy(area.polygon, det.lon.to_numpy(), det.lat.to_numpy()) if len(det) else \
         np.zeros(0, bool)
@@ -83,5 +84,5 @@ def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.Data
         len(ais) else np.zeros(0, bool)
     seen_by_ais = recall_from_ais(sel, matched, ais, observed_times, area.polygon, p, lat0)
     summary.update(area_counts(visits, observed_times, start, end, min_dwell_days, p.max_dwell_days, slots,
-                               recall, ais_stays(ais, in_area), seen_by_ais))
+                               recall, ais_stays(ais, in_area), seen_by_ais, recall_sd))
     return AreaResult(area, obs, sel, visits, summary)

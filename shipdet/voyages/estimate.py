@@ -64,11 +64,22 @@ def interval(model: Detectability, seen: float, visits: int, start: pd.Timestamp
             "hard_bounds": [int(lo_hard), int(hi_hard)], "detection_probability": round(pi, 3)}
 
 
+def given_recall(mean: float, sd: float) -> tuple[float, float]:
+    """The beta distribution of a recall given as a figure and its standard deviation (a validation's)."""
+    if not 0 < mean < 1 or not 0 < sd < np.sqrt(mean * (1 - mean)):
+        raise ValueError(f"a recall of {mean} +- {sd} is no probability's: the mean must lie in (0, 1) and the "
+                         f"spread in (0, {np.sqrt(max(mean * (1 - mean), 0)):.3f})")
+    k = mean * (1 - mean) / sd**2 - 1
+    return mean * k, (1 - mean) * k
+
+
 def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start: pd.Timestamp, end: pd.Timestamp,
                 min_dwell_days: float, max_dwell_days: float, berths: int, recall: float | None,
-                ais_dwells: np.ndarray | None = None, ais_recall: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+                ais_dwells: np.ndarray | None = None, ais_recall: tuple[int, int] = (0, 0),
+                recall_sd: float = 0.02) -> dict[str, Any]:
     """`arrivals`, `dark_arrivals` and `arrivals_by_month` of one area, each {observed, estimate, interval_90,
-    hard_bounds}; `recall` given overrides the one learnt from AIS and the sighting patterns."""
+    hard_bounds}; `recall` given (with its standard deviation) overrides the one learnt from AIS and the sighting
+    patterns."""
     from shipdet.voyages.bounds import visit_bounds
 
     rng = np.random.default_rng(0)
@@ -76,7 +87,7 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
     found, present = ais_recall
     # AIS says which vessels were there at each observed pass: the share a detection was matched to is the recall's
     # direct evidence, added to the weak default prior (any count helps; a few vessels do not settle it).
-    prior, source = ((recall * 200, (1 - recall) * 200), "given") if recall is not None else \
+    prior, source = (given_recall(min(recall, 0.999), recall_sd), "given") if recall is not None else \
         ((DEFAULT_RECALL_PRIOR[0] + found, DEFAULT_RECALL_PRIOR[1] + present - found), "AIS vessels present") \
         if present else (None, "prior")
     model = learn(in_period, np.sort([t.value / 1e9 for t in observed_times]), start, end, min_dwell_days,

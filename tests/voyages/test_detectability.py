@@ -62,3 +62,16 @@ def test_a_given_recall_holds_and_ais_stays_are_the_dwell() -> None:
     model = learn(none, passes, start, end, 1.0, 10.0, np.array([2.0, 3.0, 4.0]), (160.0, 40.0), "given")
     assert abs(model.recall - 0.8) < 0.01 and model.recall_source == "given"
     assert model.dwell_source == "AIS stays" and 2.0 <= model.dwell_days <= 4.0
+
+
+def test_a_given_recall_and_its_spread_make_the_beta_prior_and_nonsense_is_refused() -> None:
+    import pytest
+    from scipy import stats
+
+    from shipdet.voyages.estimate import given_recall
+
+    a, b = given_recall(0.9, 0.05)
+    assert stats.beta.mean(a, b) == pytest.approx(0.9) and stats.beta.std(a, b) == pytest.approx(0.05)
+    for mean, sd in ((0.9, 0.4), (1.2, 0.05), (0.9, 0.0)):
+        with pytest.raises(ValueError, match="no probability"):
+            given_recall(mean, sd)
