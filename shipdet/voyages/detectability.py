@@ -26,6 +26,7 @@ DWELL_SPREAD = 0.4          # dwell times vary uniformly within +-40 % of their 
 QUADRATURE = np.linspace(-1.0, 1.0, 9)
 DWELL_STEP_DAYS = 0.25
 ARRIVAL_GRID = 600          # arrival times sampled across a period
+VISIT_CHUNK = 64            # visits whose likelihoods are computed at once (bounds the memory)
 VISIT_GRID = 96             # arrival times sampled across one visit's possible arrivals
 MISFIT = 0.02               # an outlier visit's likelihood, as a share of its best explanation
 DEFAULT_RECALL_PRIOR = (2.0, 1.0)  # mean 0.67, wide: the sighting patterns, AIS or the analyst must say more
@@ -121,8 +122,11 @@ def learn(visits: pd.DataFrame, observed_s: np.ndarray, start: pd.Timestamp, end
     if len(confirmed):
         first, last = _seconds(confirmed.first_seen), _seconds(confirmed.last_seen)
         pi = np.maximum(seen_probability(observed_s, start_s, end_s, dwells), 1e-9)
-        fit = pattern_likelihood(observed_s, start_s, end_s, first, last,
-                                 confirmed.sightings.to_numpy().astype(int), dwells) / pi
+        sightings = confirmed.sightings.to_numpy().astype(int)
+        # In chunks of visits: a year at a busy port holds thousands, and each spans (dwells x arrivals) samples.
+        fit = np.concatenate([pattern_likelihood(observed_s, start_s, end_s, first[i:i + VISIT_CHUNK],
+                                                 last[i:i + VISIT_CHUNK], sightings[i:i + VISIT_CHUNK], dwells)
+                              for i in range(0, len(first), VISIT_CHUNK)]) / pi
         best = fit.max(axis=(1, 2), keepdims=True)
         log_post += np.log((1 - MISFIT) * fit + MISFIT * best + 1e-300).sum(axis=0)
     weights = np.exp(log_post - log_post.max())
