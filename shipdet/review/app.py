@@ -140,9 +140,10 @@ def create_review_app(run_dir: Path, voyages: Path | None = None) -> FastAPI:
             run.detection(given.scene_id, given.det_id)  # 404 for an id the run does not hold
         for scene_id, det_id in given.detections or []:
             run.detection(scene_id, det_id)
-        known = {str(v.get("visit_id")) for v in _voyages_json(voyages)["visits"]}
-        for visit in (given.visit_id, given.with_visit):
-            if visit is not None and visit not in known:
+        named = [v for v in (given.visit_id, given.with_visit) if v is not None]
+        known = {str(v.get("visit_id")) for v in _voyages_json(voyages)["visits"]} if named else set()
+        for visit in named:
+            if visit not in known:
                 raise UnknownItemError(f"no visit {visit!r} in the voyage report")
         return JSONResponse(json.loads(log.append(given).model_dump_json()), status_code=201)
 

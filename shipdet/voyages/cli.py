@@ -30,7 +30,7 @@ def _count(detections: Path | None, scenes: Path | None, areas: Path | None, out
         from shipdet.voyages.estimate import given_recall
 
         try:
-            given_recall(min(recall, 0.999), recall_sd)
+            given_recall(recall, recall_sd)
         except ValueError as exc:
             raise ConfigError(f"--recall {recall} --recall-sd {recall_sd}: {exc}") from None
     det, sc, aois, positions = read_detections(detections), read_scenes(scenes), read_areas(areas), read_ais(ais)

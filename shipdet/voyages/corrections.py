@@ -1,7 +1,7 @@
 """Reviewers' corrections (`review.jsonl`, written by `shipdet review`) in a recount: a rejected detection is not a
 ship and leaves the count; a confirmed or relabelled one confirms its visit (relabelled ones take the new class);
-a split makes the given sightings a call of their own, a merge makes the given sightings one call. Each reviewer's
-last word on a detection counts; splits and merges apply in the order they were made."""
+a split makes the given sightings a call of their own, a merge makes the given sightings one call. The last word
+on a detection counts, whoever said it; splits and merges apply in the order they were made."""
 
 from __future__ import annotations
 

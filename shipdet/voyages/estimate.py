@@ -65,7 +65,9 @@ def interval(model: Detectability, seen: float, visits: int, start: pd.Timestamp
 
 
 def given_recall(mean: float, sd: float) -> tuple[float, float]:
-    """The beta distribution of a recall given as a figure and its standard deviation (a validation's)."""
+    """The beta distribution of a recall given as a figure and its standard deviation (a validation's); a recall of
+    1 reads as 0.999, for a beta needs room on both sides."""
+    mean = 0.999 if 0.999 < mean <= 1 else mean
     if not 0 < mean < 1 or not 0 < sd < np.sqrt(mean * (1 - mean)):
         raise ValueError(f"a recall of {mean} +- {sd} is no probability's: the mean must lie in (0, 1) and the "
                          f"spread in (0, {np.sqrt(max(mean * (1 - mean), 0)):.3f})")
@@ -87,7 +89,7 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
     found, present = ais_recall
     # AIS says which vessels were there at each observed pass: the share a detection was matched to is the recall's
     # direct evidence, added to the weak default prior (any count helps; a few vessels do not settle it).
-    prior, source = (given_recall(min(recall, 0.999), recall_sd), "given") if recall is not None else \
+    prior, source = (given_recall(recall, recall_sd), "given") if recall is not None else \
         ((DEFAULT_RECALL_PRIOR[0] + found, DEFAULT_RECALL_PRIOR[1] + present - found), "AIS vessels present") \
         if present else (None, "prior")
     model = learn(in_period, np.sort([t.value / 1e9 for t in observed_times]), start, end, min_dwell_days,
