@@ -35,7 +35,7 @@ def ais_at_times(ais: pd.DataFrame, times_s: np.ndarray, p: LinkParams, lat0: fl
     `ais_max_gap_h`); the gate grows by `ais_drift_m_per_h` with the time to the nearer report."""
     ids, xys, gates, knowns, lengths = [], [], [], [], []
     for vessel, track in ais.sort_values("time").groupby("vessel_id", sort=True):
-        t = track.time.astype("int64").to_numpy() / 1e9
+        t = track.time.dt.as_unit("ns").astype("int64").to_numpy() / 1e9
         xy = local_xy(track.lon.to_numpy(), track.lat.to_numpy(), lat0)
         i = np.searchsorted(t, times_s, side="right")
         ok = (i > 0) & (i < len(t))
@@ -63,10 +63,10 @@ def match_ais(det: pd.DataFrame, ais: pd.DataFrame | None, p: LinkParams, lat0: 
                         "dark": ais is not None, "ais_nearest_m": np.nan}, index=det.index)
     if ais is None or ais.empty or det.empty:
         return out
-    times = np.unique(det.acquired.astype("int64").to_numpy()) / 1e9
+    times = np.unique(det.acquired.dt.as_unit("ns").astype("int64").to_numpy()) / 1e9
     known = ais_at_times(ais, times, p, lat0)
     det_xy = local_xy(det.lon.to_numpy(), det.lat.to_numpy(), lat0)
-    det_t = det.acquired.astype("int64").to_numpy() / 1e9
+    det_t = det.acquired.dt.as_unit("ns").astype("int64").to_numpy() / 1e9
     lengths = det.length_m.to_numpy(dtype=float)
     for k, when in enumerate(times):
         rows = np.flatnonzero(det_t == when)
@@ -107,7 +107,7 @@ def recall_from_ais(det: pd.DataFrame, matched: pd.DataFrame, ais: pd.DataFrame 
     ring = np.asarray(shapely.get_coordinates(area_polygon_lonlat.convex_hull))
     local = shapely.Polygon(local_xy(ring[:, 0], ring[:, 1], lat0))
     inside = known.known & shapely.contains_xy(local, known.xy[..., 0], known.xy[..., 1])
-    det_t = det.acquired.astype("int64").to_numpy() / 1e9
+    det_t = det.acquired.dt.as_unit("ns").astype("int64").to_numpy() / 1e9
     found = 0
     for k, when in enumerate(times):
         here = set(matched.vessel_id[(det_t == when) & matched.vessel_id.notna().to_numpy()])

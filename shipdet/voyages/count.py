@@ -13,7 +13,7 @@ import shapely
 from shipdet.voyages.ais import match_ais, recall_from_ais
 from shipdet.voyages.bounds import visit_bounds
 from shipdet.voyages.corrections import VisitEdit
-from shipdet.voyages.estimate import ais_stays, area_counts
+from shipdet.voyages.estimate import ais_calls, area_counts
 from shipdet.voyages.inputs import Area
 from shipdet.voyages.link import LinkParams, link_visits
 
@@ -84,5 +84,5 @@ def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.Data
         len(ais) else np.zeros(0, bool)
     seen_by_ais = recall_from_ais(sel, matched, ais, observed_times, area.polygon, p, lat0)
     summary.update(area_counts(visits, observed_times, start, end, min_dwell_days, p.max_dwell_days, slots,
-                               recall, ais_stays(ais, in_area), seen_by_ais, recall_sd))
+                               recall, ais_calls(ais, in_area, min_dwell_days), seen_by_ais, recall_sd))
     return AreaResult(area, obs, sel, visits, summary)

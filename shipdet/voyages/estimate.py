@@ -10,7 +10,10 @@ over pi (a Horvitz-Thompson estimate), pi averaged over what is uncertain. A vis
 over longer than a typical call counts as its span over the typical call's: back-to-back calls at one berth that
 no pass saw apart. The 90 % interval is a posterior draw of the dwell and recall (which gives pi), of the calls
 that long visits hide (Poisson), and of the unseen calls themselves (given n seen with probability pi, the unseen
-number is negative binomial). Assumptions an analyst should quote: arrivals are spread evenly over the period (or
+number is negative binomial). With AIS, a transmitting vessel's call (its track inside the area for at least half
+the shortest call) is counted from the track whether or not a pass saw it, and only the calls AIS does not explain
+(dark) are estimated: arrivals are the AIS calls plus that estimate. Assumptions an analyst should quote: AIS
+reception in the area is complete for the vessels that transmit; arrivals are spread evenly over the period (or
 the month); a call's chance of being seen does not depend on whether it is dark; the recall is the same at every
 pass; without AIS, dwell times vary within +-40 % of their mean, which lies between the shortest and the longest
 call allowed.
@@ -77,11 +80,11 @@ def given_recall(mean: float, sd: float) -> tuple[float, float]:
 
 def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start: pd.Timestamp, end: pd.Timestamp,
                 min_dwell_days: float, max_dwell_days: float, berths: int, recall: float | None,
-                ais_dwells: np.ndarray | None = None, ais_recall: tuple[int, int] = (0, 0),
+                ais_calls: pd.DataFrame | None = None, ais_recall: tuple[int, int] = (0, 0),
                 recall_sd: float = 0.02) -> dict[str, Any]:
     """`arrivals`, `dark_arrivals` and `arrivals_by_month` of one area, each {observed, estimate, interval_90,
-    hard_bounds}; `recall` given (with its standard deviation) overrides the one learnt from AIS and the sighting
-    patterns."""
+    hard_bounds, ais_calls}; `recall` given (with its standard deviation) overrides the one learnt from AIS and the
+    sighting patterns. With AIS, its calls are counted as they are and only the dark ones are estimated."""
     from shipdet.voyages.bounds import visit_bounds
 
     rng = np.random.default_rng(0)
@@ -92,36 +95,53 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
     prior, source = (given_recall(recall, recall_sd), "given") if recall is not None else \
         ((DEFAULT_RECALL_PRIOR[0] + found, DEFAULT_RECALL_PRIOR[1] + present - found), "AIS vessels present") \
         if present else (None, "prior")
+    ais_dwells = ais_calls.days.to_numpy() if ais_calls is not None and len(ais_calls) else None
     model = learn(in_period, np.sort([t.value / 1e9 for t in observed_times]), start, end, min_dwell_days,
                   max_dwell_days, ais_dwells, prior, source)
+    dark = in_period[in_period.dark] if len(in_period) else in_period
+    # A transmitting vessel's call is known from its AIS track whether or not a pass saw it: only the calls AIS
+    # does not explain are left to estimate. Without an AIS table every call is.
+    unexplained = in_period if ais_calls is None else dark
 
-    def counts(seen: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> dict[str, Any]:
+    def counts(seen: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp, known: int) -> dict[str, Any]:
+        seen = seen[(seen.first_seen >= lo) & (seen.first_seen <= hi)] if len(seen) else seen
         bounds = visit_bounds(seen, observed_times, lo, hi, min_dwell_days, berths)
         hard = (bounds["lower_bound"], bounds["upper_bound"])
         visits = int(seen.confirmed.sum()) if len(seen) else 0
-        return interval(model, calls_in(seen, model.dwell_days), visits, lo, hi, hard, rng)
+        out = interval(model, calls_in(seen, model.dwell_days), visits, lo, hi, hard, rng)
+        if known:
+            out |= {"observed": out["observed"] + known, "interval_90": [v + known for v in out["interval_90"]],
+                    "hard_bounds": [v + known for v in out["hard_bounds"]],
+                    "estimate": None if out["estimate"] is None else round(out["estimate"] + known, 1)}
+        return out | {"ais_calls": known}
 
-    dark = in_period[in_period.dark] if len(in_period) else in_period
+    def known_in(lo: pd.Timestamp, hi: pd.Timestamp) -> int:
+        return 0 if ais_calls is None else int(((ais_calls.arrival >= lo) & (ais_calls.arrival <= hi)).sum())
+
     by_month = {}
     for month in pd.period_range(start.tz_convert(None), end.tz_convert(None), freq="M"):
         lo = max(start, month.start_time.tz_localize(start.tz))
         hi = min(end, month.end_time.tz_localize(start.tz))
-        seen = in_period[(in_period.first_seen >= lo) & (in_period.first_seen <= hi)] if len(in_period) else in_period
-        by_month[str(month)] = counts(seen, lo, hi)
-    return {"arrivals": counts(in_period, start, end), "dark_arrivals": counts(dark, start, end),
-            "arrivals_by_month": by_month,
+        by_month[str(month)] = counts(unexplained, lo, hi, known_in(lo, hi))
+    return {"arrivals": counts(unexplained, start, end, known_in(start, end)),
+            "dark_arrivals": counts(dark, start, end, 0), "arrivals_by_month": by_month,
             "recall": {"estimate": round(model.recall, 3), "from": model.recall_source},
             "dwell_days": {"estimate": round(model.dwell_days, 2), "from": model.dwell_source}}
 
 
-def ais_stays(ais: pd.DataFrame | None, inside: np.ndarray, interval_h: float = 1.0) -> np.ndarray | None:
-    """Days each AIS vessel spent in the area (its reports inside it; `inside` marks them), one stay per vessel
-    and run of reports no more than a day apart."""
-    if ais is None or ais.empty or not inside.any():
+def ais_calls(ais: pd.DataFrame | None, inside: np.ndarray, min_dwell_days: float,
+              interval_h: float = 1.0) -> pd.DataFrame | None:
+    """The calls AIS saw in the area: one per vessel and run of reports inside it no more than a day apart, lasting
+    at least half the shortest call (shorter runs are vessels passing through); `arrival` (UTC) and `days`.
+    None without an AIS table; an empty frame when AIS was checked and nobody called."""
+    if ais is None:
         return None
-    stays = []
+    stays: list[tuple[pd.Timestamp, float]] = []
     for _, track in ais[inside].sort_values("time").groupby("vessel_id"):
-        t = track.time.astype("int64").to_numpy() / 86400e9
-        for run in np.split(t, np.flatnonzero(np.diff(t) > 1.0) + 1):
-            stays.append(run[-1] - run[0] + interval_h / 24)
-    return np.asarray(stays)
+        t = track.time.dt.as_unit("ns").astype("int64").to_numpy() / 86400e9
+        for first, run in zip(np.r_[0, np.flatnonzero(np.diff(t) > 1.0) + 1],
+                              np.split(t, np.flatnonzero(np.diff(t) > 1.0) + 1), strict=True):
+            days = run[-1] - run[0] + interval_h / 24
+            if days >= min_dwell_days / 2:
+                stays.append((track.time.iloc[first], days))
+    return pd.DataFrame(stays, columns=["arrival", "days"])

@@ -50,7 +50,7 @@ def _utc(table: pd.DataFrame, column: str, what: str) -> None:
         parsed = parsed.dt.tz_localize("UTC")
         if len(table):
             table.attrs.setdefault("assumptions", []).append(f"{what} times carry no time zone: read as UTC")
-    table[column] = parsed.dt.tz_convert("UTC")
+    table[column] = parsed.dt.tz_convert("UTC").dt.as_unit("ns")  # one unit: times meet as int64 nanoseconds
 
 
 def read_detections(path: Path) -> pd.DataFrame:

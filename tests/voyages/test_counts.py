@@ -152,3 +152,33 @@ def test_a_scenes_table_without_scored_scenes_is_a_clear_error(tmp_path: Path) -
     (tmp_path / "scenes.csv").write_text("scene_id,acquired,footprint_wkt,status\nA,2024-01-01T00:00Z,,failed\n")
     with pytest.raises(DatasetFormatError, match="no scored scenes"):
         read_scenes(tmp_path / "scenes.csv")
+
+
+def test_ais_calls_are_counted_as_they_are_passing_vessels_are_not() -> None:
+    from shipdet.voyages.estimate import ais_calls
+
+    call = _ais("tanker", 0.0, 100.0, T0, 60)                        # 2.5 days at the berth
+    passing = _ais("tug", 50.0, 30.0, T0 + pd.Timedelta(days=5), 3)  # a few hours through the area
+    calls = ais_calls(pd.concat([call, passing]), np.ones(len(call) + len(passing), bool), 2.0)
+    assert calls is not None and len(calls) == 1
+    # 61 h of reports, and the hour after the last
+    assert calls.arrival.iloc[0] == T0 - pd.Timedelta(hours=1) and calls.days.iloc[0] == pytest.approx(62 / 24)
+    assert ais_calls(None, np.zeros(0, bool), 2.0) is None
+
+
+def test_transmitting_calls_no_pass_saw_are_still_counted() -> None:
+    from dataclasses import replace
+
+    from shipdet.voyages.count import count_area
+    from shipdet.voyages.simulate import SimConfig, simulate
+
+    # Every vessel transmits and half the passes are cloudy: AIS knows every call, images or not.
+    sim = simulate(replace(SimConfig(), ais_on_probability=1.0, cloud_probability=0.5, revisit_days=5.0), 4)
+    start, end = pd.Timestamp(sim.config.start, tz="UTC"), pd.Timestamp(sim.config.end, tz="UTC")
+    s = count_area(sim.area, sim.detections, sim.scenes, sim.ais, LinkParams(max_dwell_days=5.0), start, end,
+                   2.0, sim.config.berths).summary
+    seen = sim.detections.truth_vessel.nunique()
+    assert seen < len(sim.truth)  # some calls were never imaged ...
+    arrivals = s["arrivals"]      # ... and still none is left to guess
+    assert arrivals["ais_calls"] == arrivals["observed"] == len(sim.truth) == arrivals["interval_90"][0]
+    assert s["dark_arrivals"]["observed"] == 0 and s["dark_arrivals"]["ais_calls"] == 0

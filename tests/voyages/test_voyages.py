@@ -73,8 +73,12 @@ def test_month_long_overcast_widens_the_bounds():
     assert b["longest_gap_days"] >= 30 and b["blind_days"] > a["blind_days"]
     assert b["upper_bound"] > a["upper_bound"] and len(overcast.truth) <= b["upper_bound"]
     july = b["arrivals_by_month"]["2024-07"]
-    assert july["observed"] == 0 and july["hard_bounds"][0] == 0  # nothing seen arrives in July ...
-    assert july["interval_90"][1] > 0 and july["hard_bounds"][1] > 10  # ... which says nothing: it was not seen
+    arrived = overcast.truth.arrival.dt.month == 7
+    # Only AIS saw July: its lit calls are counted as they are, the dark ones could not be seen ...
+    assert july["ais_calls"] == (arrived & overcast.truth.ais_on).sum() == july["observed"]
+    assert july["hard_bounds"][0] == july["ais_calls"]
+    # ... which says little of them: not zero
+    assert july["hard_bounds"][1] > july["ais_calls"] + 10 and july["interval_90"][1] > july["ais_calls"]
 
 
 def test_cli_end_to_end(tmp_path):
