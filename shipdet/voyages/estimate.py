@@ -87,7 +87,6 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
     sighting patterns. With AIS, its calls are counted as they are and only the dark ones are estimated."""
     from shipdet.voyages.bounds import visit_bounds
 
-    rng = np.random.default_rng(0)
     in_period = visits[(visits.first_seen >= start) & (visits.first_seen <= end)] if len(visits) else visits
     found, present = ais_recall
     # AIS says which vessels were there at each observed pass: the share a detection was matched to is the recall's
@@ -108,7 +107,8 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
         bounds = visit_bounds(seen, observed_times, lo, hi, min_dwell_days, berths)
         hard = (bounds["lower_bound"], bounds["upper_bound"])
         visits = int(seen.confirmed.sum()) if len(seen) else 0
-        out = interval(model, calls_in(seen, model.dwell_days), visits, lo, hi, hard, rng)
+        # The same draws for every count: arrivals are then the dark arrivals' interval shifted by the AIS calls.
+        out = interval(model, calls_in(seen, model.dwell_days), visits, lo, hi, hard, np.random.default_rng(0))
         if known:
             out |= {"observed": out["observed"] + known, "interval_90": [v + known for v in out["interval_90"]],
                     "hard_bounds": [v + known for v in out["hard_bounds"]],

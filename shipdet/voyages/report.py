@@ -48,14 +48,15 @@ def summary_markdown(summaries: list[dict[str, Any]]) -> str:
                   f"{s['observed_scenes']} observed the area; {s['blind_days']} blind days (a whole "
                   f"minimum-length call could have been missed) "
                   f"(longest gap {s['longest_gap_days']} days).", "",
-                  "| | seen | estimate | 90 % interval | hard bounds |", "|---|---|---|---|---|",
+                  "| | seen | of them AIS calls | estimate | 90 % interval | hard bounds |",
+                  "|---|---|---|---|---|---|",
                   _row("arrivals", s["arrivals"]),
                   _row("dark arrivals" if s["ais_used"] else "dark arrivals (no AIS given)", s["dark_arrivals"]),
                   "", f"Candidate visits {s['observed_visits']}, confirmed {s['confirmed_visits']}; detector "
                   f"recall {s['recall']['estimate']} ({s['recall']['from']}); mean dwell "
                   f"{s['dwell_days']['estimate']} days ({s['dwell_days']['from']}).", "",
-                  "| month (first sighting) | seen | estimate | 90 % interval | hard bounds |",
-                  "|---|---|---|---|---|",
+                  "| month (first sighting) | seen | of them AIS calls | estimate | 90 % interval | hard bounds |",
+                  "|---|---|---|---|---|---|",
                   *(_row(month, c) for month, c in s["arrivals_by_month"].items()), ""]
         if s["assumptions"]:
             lines += ["Assumed for these inputs: " + "; ".join(s["assumptions"]) + ".", ""]
@@ -65,8 +66,8 @@ def summary_markdown(summaries: list[dict[str, Any]]) -> str:
 
 def _row(label: str, c: dict[str, Any]) -> str:
     estimate = "not observed" if c["estimate"] is None else c["estimate"]
-    return (f"| {label} | {c['observed']} | {estimate} | {c['interval_90'][0]}-{c['interval_90'][1]} | "
-            f"{c['hard_bounds'][0]}-{c['hard_bounds'][1]} |")
+    return (f"| {label} | {c['observed']} | {c.get('ais_calls', 0)} | {estimate} | "
+            f"{c['interval_90'][0]}-{c['interval_90'][1]} | {c['hard_bounds'][0]}-{c['hard_bounds'][1]} |")
 
 
 def berth_slots(visits: pd.DataFrame, spacing_m: float) -> list[int]:
