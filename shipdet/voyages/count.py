@@ -17,6 +17,8 @@ from shipdet.voyages.estimate import ais_calls, area_counts
 from shipdet.voyages.inputs import Area
 from shipdet.voyages.link import LinkParams, link_visits
 
+UNSETTLED_RECALL_SD = 0.15  # a recall known no better than this leaves the estimate to the prior (sd 0.24)
+
 
 @dataclass
 class AreaResult:
@@ -85,4 +87,8 @@ def count_area(area: Area, det: pd.DataFrame, scenes: pd.DataFrame, ais: pd.Data
     seen_by_ais = recall_from_ais(sel, matched, ais, observed_times, area.polygon, p, lat0)
     summary.update(area_counts(visits, observed_times, start, end, min_dwell_days, p.max_dwell_days, slots,
                                recall, ais_calls(ais, in_area, min_dwell_days), seen_by_ais, recall_sd))
+    if summary["recall"]["sd"] > UNSETTLED_RECALL_SD:
+        # Calls seen at one pass each say nothing of the recall apart from their dwell: the prior decides.
+        assumptions.append(f"the images hardly tell the detector's recall here (+-{summary['recall']['sd']:.2f}): "
+                           "the estimate leans on the default prior; give the validated recall (--recall)")
     return AreaResult(area, obs, sel, visits, summary)

@@ -47,6 +47,11 @@ class Detectability:
         return float((self.weights.sum(axis=0) * RECALLS).sum())
 
     @property
+    def recall_sd(self) -> float:
+        mass = self.weights.sum(axis=0)
+        return float(np.sqrt((mass * (RECALLS - self.recall) ** 2).sum()))
+
+    @property
     def dwell_days(self) -> float:
         return float((self.weights.sum(axis=1) * self.dwells.mean(axis=1)).sum())
 

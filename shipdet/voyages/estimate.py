@@ -125,7 +125,8 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
         by_month[str(month)] = counts(unexplained, lo, hi, known_in(lo, hi))
     return {"arrivals": counts(unexplained, start, end, known_in(start, end)),
             "dark_arrivals": counts(dark, start, end, 0), "arrivals_by_month": by_month,
-            "recall": {"estimate": round(model.recall, 3), "from": model.recall_source},
+            "recall": {"estimate": round(model.recall, 3), "sd": round(model.recall_sd, 3),
+                       "from": model.recall_source},
             "dwell_days": {"estimate": round(model.dwell_days, 2), "from": model.dwell_source}}
 
 

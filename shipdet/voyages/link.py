@@ -69,7 +69,8 @@ def _same_call(v: _Visit, when: pd.Timestamp, length: float, vessel_id: str | No
     identity, longer than any call since the visit began, or a length that changed across an unobserved gap."""
     if v.vessel_id is not None and vessel_id is not None:
         return "ais" if v.vessel_id == vessel_id else None
-    if (when - v.first).total_seconds() / 86400 > p.max_dwell_days:
+    # Present at both passes, the call stayed longer than the time between them: at max_dwell_days it cannot.
+    if (when - v.first).total_seconds() / 86400 >= p.max_dwell_days:
         return None
     difference = abs(length - v.length)
     if difference > p.length_tolerance * max(v.length, 1.0):

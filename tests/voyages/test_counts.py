@@ -76,6 +76,9 @@ def test_a_call_does_not_outlast_the_longest_dwell_and_a_length_change_after_a_g
     days = [T0 + pd.Timedelta(days=d) for d in (0, 1, 2, 3)]
     det = _detections([(f"S{i}", 0.0, 100.0, t) for i, t in enumerate(days)])
     assert len(link_visits(det, _observations(days), LinkParams(max_dwell_days=2.5), LAT0)) == 2
+    # Seen at two passes, a call stayed longer than the time between them: exactly the longest dwell is too long.
+    assert len(link_visits(det, _observations(days), LinkParams(max_dwell_days=3.0), LAT0)) == 2
+    assert len(link_visits(det, _observations(days), LinkParams(max_dwell_days=3.1), LAT0)) == 1
     gap = [T0, T0 + pd.Timedelta(days=1), T0 + pd.Timedelta(days=6)]  # cloudy days between
     det = _detections([("S0", 0.0, 100.0, gap[0]), ("S1", 0.0, 101.0, gap[1]), ("S2", 0.0, 122.0, gap[2])])
     precise = LinkParams(length_noise_m=4.0)  # 21 m is within the 25 % any two sightings may differ by, but
@@ -182,3 +185,20 @@ def test_transmitting_calls_no_pass_saw_are_still_counted() -> None:
     arrivals = s["arrivals"]      # ... and still none is left to guess
     assert arrivals["ais_calls"] == arrivals["observed"] == len(sim.truth) == arrivals["interval_90"][0]
     assert s["dark_arrivals"]["observed"] == 0 and s["dark_arrivals"]["ais_calls"] == 0
+
+
+def test_a_recall_the_images_cannot_tell_is_said_to_lean_on_the_prior() -> None:
+    from dataclasses import replace
+
+    from shipdet.voyages.count import count_area
+    from shipdet.voyages.simulate import SimConfig, simulate
+
+    def assumptions(revisit_days: float) -> list[str]:
+        sim = simulate(replace(SimConfig(), ais_on_probability=0.0, revisit_days=revisit_days, berths=2), 1)
+        start, end = pd.Timestamp(sim.config.start, tz="UTC"), pd.Timestamp(sim.config.end, tz="UTC")
+        return count_area(sim.area, sim.detections, sim.scenes, sim.ais, LinkParams(max_dwell_days=5.0), start, end,
+                          2.0, 2).summary["assumptions"]
+
+    # A pass every 5 days sees each call of 2-5 days once at most: nothing tells a miss from a short stay.
+    assert any("--recall" in a for a in assumptions(5.0))
+    assert not any("--recall" in a for a in assumptions(1.0))  # daily passes see calls several times
