@@ -94,4 +94,22 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines += [f"INT8: {card['int8']}", ""]
     if card.get("notes"):
         lines += [str(card["notes"]).rstrip(), ""]
+    if card.get("measured_md"):
+        lines += [f"## Measured ({card.get('measured_title', 'on the exported model')})", "",
+                  str(card["measured_md"]).rstrip(), ""]
     return "\n".join(lines)
+
+
+def set_measured(onnx_path: Path, measured: Path, title: str) -> None:
+    """The figures measured on an exported model (after export: they need the ONNX file) become its card's
+    Measured section, in the JSON and the Markdown alike."""
+    from shipdet.errors import ConfigError
+
+    card_path = onnx_path.with_suffix(".card.json")
+    if not card_path.is_file() or not measured.is_file():
+        missing = card_path if not card_path.is_file() else measured
+        raise ConfigError(f"{missing} does not exist", "export the model first; --measured names a Markdown file")
+    card = json.loads(card_path.read_text())
+    card["measured_md"], card["measured_title"] = measured.read_text(), title
+    card_path.write_text(json.dumps(card, indent=2, default=str))
+    onnx_path.with_suffix(".card.md").write_text(card_markdown(card))

@@ -126,3 +126,15 @@ def register(app: typer.Typer) -> None:
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
                             data=data, name=name, notes=notes, gsd_range=scale_range)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
+
+    @app.command()
+    def card(
+        model: Path = typer.Argument(..., help="An exported model, its .card.json beside it."),
+        measured: Path = typer.Option(..., help="Markdown of the figures measured on the exported model."),
+        title: str = typer.Option("on the exported model", help="What the Measured heading says (stage, date)."),
+    ) -> None:
+        """Write what was measured on an exported model (evaluate, evaluate-scenes) into its card."""
+        from shipdet.train.card import set_measured
+
+        set_measured(model, measured, title)
+        typer.echo(f"card updated: {model.with_suffix('.card.md')}")
