@@ -72,7 +72,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"`{training.get('dataset_sha256', 'unknown')}`",
              f"- training command: `{training.get('command', 'unknown')}`",
              f"- model: {config.get('model') or 'default'}, epochs {config.get('epochs')}, "
-             f"imgsz {config.get('imgsz')}, device {config.get('device') or 'auto'}",
+             f"imgsz {config.get('imgsz')}, device {config.get('device') or 'auto'}"
+             + "".join(f", {k} {v}" for k, v in (config.get("extra") or {}).items()),  # SHIPDET_TRAIN_EXTRA
              f"- scale range: {_scale_line(card.get('gsd_range_m'))}",
              f"- parity with PyTorch: {card['parity']}"]
     stages, record = [], training
