@@ -99,8 +99,10 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
                   max_dwell_days, ais_dwells, prior, source)
     dark = in_period[in_period.dark] if len(in_period) else in_period
     # A transmitting vessel's call is known from its AIS track whether or not a pass saw it: only the calls AIS
-    # does not explain are left to estimate. Without an AIS table every call is.
-    unexplained = in_period if ais_calls is None else dark
+    # does not explain (dark, or matched to a vessel whose track here is too short to be a call) are left to
+    # estimate. Without an AIS table every call is.
+    unexplained = in_period if ais_calls is None or not len(in_period) else \
+        in_period[in_period.dark | ~in_period.vessel_id.isin(set(ais_calls.vessel_id))]
 
     def counts(seen: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp, known: int) -> dict[str, Any]:
         seen = seen[(seen.first_seen >= lo) & (seen.first_seen <= hi)] if len(seen) else seen
@@ -133,16 +135,16 @@ def area_counts(visits: pd.DataFrame, observed_times: list[pd.Timestamp], start:
 def ais_calls(ais: pd.DataFrame | None, inside: np.ndarray, min_dwell_days: float,
               interval_h: float = 1.0) -> pd.DataFrame | None:
     """The calls AIS saw in the area: one per vessel and run of reports inside it no more than a day apart, lasting
-    at least half the shortest call (shorter runs are vessels passing through); `arrival` (UTC) and `days`.
+    at least half the shortest call (shorter runs are vessels passing through); `vessel_id`, `arrival` (UTC), `days`.
     None without an AIS table; an empty frame when AIS was checked and nobody called."""
     if ais is None:
         return None
-    stays: list[tuple[pd.Timestamp, float]] = []
-    for _, track in ais[inside].sort_values("time").groupby("vessel_id"):
+    stays: list[tuple[str, pd.Timestamp, float]] = []
+    for vessel, track in ais[inside].sort_values("time").groupby("vessel_id"):
         t = track.time.dt.as_unit("ns").astype("int64").to_numpy() / 86400e9
-        for first, run in zip(np.r_[0, np.flatnonzero(np.diff(t) > 1.0) + 1],
-                              np.split(t, np.flatnonzero(np.diff(t) > 1.0) + 1), strict=True):
+        breaks = np.flatnonzero(np.diff(t) > 1.0) + 1
+        for first, run in zip(np.r_[0, breaks], np.split(t, breaks), strict=True):
             days = run[-1] - run[0] + interval_h / 24
             if days >= min_dwell_days / 2:
-                stays.append((track.time.iloc[first], days))
-    return pd.DataFrame(stays, columns=["arrival", "days"])
+                stays.append((str(vessel), track.time.iloc[first], days))
+    return pd.DataFrame(stays, columns=["vessel_id", "arrival", "days"])

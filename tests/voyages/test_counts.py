@@ -185,6 +185,13 @@ def test_transmitting_calls_no_pass_saw_are_still_counted() -> None:
     arrivals = s["arrivals"]      # ... and still none is left to guess
     assert arrivals["ais_calls"] == arrivals["observed"] == len(sim.truth) == arrivals["interval_90"][0]
     assert s["dark_arrivals"]["observed"] == 0 and s["dark_arrivals"]["ais_calls"] == 0
+    # A vessel whose track here is too short to be a call is not lost: its imaged visit is counted instead.
+    vessel = sim.detections.truth_vessel.dropna().iloc[0]
+    seen_at = sim.detections[sim.detections.truth_vessel == vessel].acquired.iloc[0]
+    brief = sim.ais[(sim.ais.vessel_id != vessel) | ((sim.ais.time - seen_at).abs() < pd.Timedelta(hours=3))]
+    s = count_area(sim.area, sim.detections, sim.scenes, brief, LinkParams(max_dwell_days=5.0), start, end,
+                   2.0, sim.config.berths).summary
+    assert s["arrivals"]["ais_calls"] == len(sim.truth) - 1 and s["arrivals"]["observed"] == len(sim.truth)
 
 
 def test_a_recall_the_images_cannot_tell_is_said_to_lean_on_the_prior() -> None:
