@@ -2,21 +2,21 @@
 
 A call is seen when at least one observed pass during its stay detects it. The chance of that, pi, depends on the
 calls' dwell times, the detector's recall and the observation schedule; both unknowns are learnt from the sighting
-patterns of the seen calls (how often a call present at a pass was found, how long the seen calls stayed against
-the passes that missed them), with AIS stays as the dwell times and AIS's own count of the vessels it placed in
-the area at observed passes (how many a detection was matched to) as the recall's evidence where there is AIS,
-and the analyst's recall where one is given (`shipdet/voyages/detectability.py`). The estimate is the calls seen
-over pi (a Horvitz-Thompson estimate), pi averaged over what is uncertain. A visit without an AIS identity seen
-over longer than a typical call counts as its span over the typical call's: back-to-back calls at one berth that
-no pass saw apart. The 90 % interval is a posterior draw of the dwell and recall (which gives pi), of the calls
-that long visits hide (Poisson), and of the unseen calls themselves (given n seen with probability pi, the unseen
-number is negative binomial). With AIS, a transmitting vessel's call (its track inside the area for at least half
-the shortest call) is counted from the track whether or not a pass saw it, and only the calls AIS does not explain
-(dark) are estimated: arrivals are the AIS calls plus that estimate. Assumptions an analyst should quote: AIS
-reception in the area is complete for the vessels that transmit; arrivals are spread evenly over the period (or
-the month); a call's chance of being seen does not depend on whether it is dark; the recall is the same at every
-pass; without AIS, dwell times vary within +-40 % of their mean, which lies between the shortest and the longest
-call allowed.
+patterns of the seen calls (how often a call present at a pass was found, how long the seen calls stayed against the
+passes that missed them), with AIS stays as the dwell times and AIS's own count of the vessels it placed in the area
+at observed passes (how many a detection was matched to) as the recall's evidence where there is AIS, and the
+analyst's recall where one is given (`shipdet/voyages/detectability.py`). The estimate is the calls seen over pi (a
+Horvitz-Thompson estimate), taken at the posterior median of pi: half the weight of what is uncertain lies on either
+side of it. A visit without an AIS identity seen over longer than a typical call counts as its span over the typical
+call's: back-to-back calls at one berth that no pass saw apart. The 90 % interval is a posterior draw of the dwell
+and recall (which gives pi), of the calls that long visits hide (Poisson), and of the unseen calls themselves (given
+n seen with probability pi, the unseen number is negative binomial). With AIS, a transmitting vessel's call (its
+track inside the area for at least half the shortest call) is counted from the track whether or not a pass saw it,
+and only the calls AIS does not explain (dark) are estimated: arrivals are the AIS calls plus that estimate.
+Assumptions an analyst should quote: AIS reception in the area is complete for the vessels that transmit; arrivals
+are spread evenly over the period (or the month); a call's chance of being seen does not depend on whether it is
+dark; the recall is the same at every pass; without AIS, dwell times vary within +-40 % of their mean, which lies
+between the shortest and the longest call allowed.
 """
 
 from __future__ import annotations
@@ -60,7 +60,13 @@ def interval(model: Detectability, seen: float, visits: int, start: pd.Timestamp
     if pi < NEARLY_UNOBSERVED:  # no call could have been seen: say so, not "zero"
         return {"observed": int(seen), "estimate": None, "interval_90": [int(lo_hard), int(hi_hard)],
                 "hard_bounds": [int(lo_hard), int(hi_hard)], "detection_probability": round(pi, 3)}
-    estimate = float(np.clip(seen / pi, lo_hard, hi_hard))
+    # The posterior median of seen / pi, not seen over its mean: it is the estimate of least absolute error, and
+    # where recall and dwell are barely identified (rare passes, every call dark) the mean is dragged high by the
+    # long tail of small pi.
+    inverse = 1.0 / table.ravel()
+    order = np.argsort(inverse)
+    mass = np.cumsum(model.weights.ravel()[order])
+    estimate = float(np.clip(seen * inverse[order][np.searchsorted(mass, 0.5 * mass[-1])], lo_hard, hi_hard))
     lo, hi = min(lo, estimate), max(hi, estimate)  # the interval holds its own point estimate
     return {"observed": int(seen), "estimate": round(estimate, 1),
             "interval_90": [int(np.clip(np.floor(lo), lo_hard, hi_hard)), int(np.clip(np.ceil(hi), lo_hard, hi_hard))],
