@@ -56,8 +56,8 @@ def pack(merged: Path, start: Path, wheels: Path | None, out: Path, imgsz: int, 
     rng = random.Random(seed)
     by: dict[tuple[str, str], list[str]] = defaultdict(list)
     for source, side, path in _rows(merged):
-        if source == "s2ports" and "/s2x2/" in path:
-            continue  # the kit carries Sentinel-2 at the chosen working scale only
+        if source == "s2ports" and "/s2x4/" not in path:
+            continue  # the kit carries Sentinel-2 at the working scale (x4, 2.5 m) only
         by[(source, side)].append(path)
     if out.exists():
         shutil.rmtree(out)
@@ -140,7 +140,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path(".gpukit"))
     p.add_argument("--imgsz", type=int, default=512)
     p.add_argument("--quality", type=int, default=65)
-    p.add_argument("--scale-note", default="Sentinel-2 tiles at x3 (3.33 m)")
+    p.add_argument("--scale-note", default="Sentinel-2 tiles at x4 (2.5 m)")
     p.add_argument("--limit", type=int, default=None, help="At most this many images per source and side (tests).")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", choices=["detect", "obb"], default="detect")

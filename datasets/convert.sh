@@ -6,9 +6,10 @@ set -euo pipefail
 D="${1:-../shared/data/ships}"
 S="${2:-work/sets}"
 SHIPDET="${SHIPDET:-.venv/bin/shipdet}"
-# Sentinel-2 working scales: the ports are upsampled x2 and x3 (5 m and 3.3 m; see the model card for the
-# measured choice); their tiles are cut at the model's input size with room for the largest ship in the overlap.
-S2_SCALES="${S2_SCALES:-2 3}"
+# Sentinel-2 is cut at the model's working scale: upsampled x4 to 2.5 m, the coarsest GSD the model declares and
+# the one `shipdet rescore` resamples 10 m scenes to (see the model card for the measured choice; stages up to 8
+# were trained on x2 and x3); tiles at the model's input size with room for the largest ship in the overlap.
+S2_SCALES="${S2_SCALES:-4}"
 $SHIPDET datasets airbus "$D/airbus/train_ship_segmentations_v2.csv" "$D/airbus/train_v2" --empty-fraction 1 --out "$S/airbus"
 $SHIPDET datasets voc "$D/boats/annotations" "$D/boats/images" --source boats --class-map '*=ship' --out "$S/boats"
 $SHIPDET datasets yolo "$D/vhr/images" "$D/vhr/labels" --classes "$D/vhr/classes.txt" \
