@@ -75,3 +75,20 @@ def test_a_given_recall_and_its_spread_make_the_beta_prior_and_nonsense_is_refus
     for mean, sd in ((0.9, 0.4), (1.2, 0.05), (0.9, 0.0)):
         with pytest.raises(ValueError, match="no probability"):
             given_recall(mean, sd)
+
+
+def test_the_estimate_is_seen_over_pi_at_its_posterior_median_not_over_its_mean() -> None:
+    from shipdet.voyages.detectability import Detectability
+    from shipdet.voyages.estimate import interval
+
+    start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
+    passes = start.value / 1e9 + np.arange(0, 60, 5) * DAY + 0.1 * DAY  # a pass every 5 days: a call is seen once
+    high, low = int(np.argmin(abs(RECALLS - 0.9))), int(np.argmin(abs(RECALLS - 0.3)))
+    weights = np.zeros((1, len(RECALLS)))
+    weights[0, high], weights[0, low] = 0.6, 0.4  # most of the posterior on a good detector, a tail on a poor one
+    model = Detectability(passes, np.full((1, 4), 3.0), weights, "test", "test")
+    p = model.seen_probability(start.value / 1e9, end.value / 1e9)[0]
+    out = interval(model, 20.0, 20, start, end, (20, 1000), np.random.default_rng(0))
+    assert out["estimate"] == round(20 / p[high], 1)  # the median: the tail moves it no further
+    assert out["estimate"] < 20 / (0.6 * p[high] + 0.4 * p[low])  # seen over the mean pi reads higher
+    assert out["interval_90"][0] <= out["estimate"] <= out["interval_90"][1]
