@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shipdet.voyages.detectability import RECALLS, learn, pattern_likelihood, seen_probability
+from shipdet.voyages.detectability import RECALLS, Detectability, learn, pattern_likelihood, seen_probability
+from shipdet.voyages.estimate import interval
 
 DAY = 86400.0
 
@@ -78,12 +79,9 @@ def test_a_given_recall_and_its_spread_make_the_beta_prior_and_nonsense_is_refus
 
 
 def test_the_estimate_is_seen_over_pi_at_its_posterior_median_not_over_its_mean() -> None:
-    from shipdet.voyages.detectability import Detectability
-    from shipdet.voyages.estimate import interval
-
     start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
     passes = start.value / 1e9 + np.arange(0, 60, 5) * DAY + 0.1 * DAY  # a pass every 5 days: a call is seen once
-    high, low = int(np.argmin(abs(RECALLS - 0.9))), int(np.argmin(abs(RECALLS - 0.3)))
+    high, low = int(np.argmin(np.abs(RECALLS - 0.9))), int(np.argmin(np.abs(RECALLS - 0.3)))
     weights = np.zeros((1, len(RECALLS)))
     weights[0, high], weights[0, low] = 0.6, 0.4  # most of the posterior on a good detector, a tail on a poor one
     model = Detectability(passes, np.full((1, 4), 3.0), weights, "test", "test")
