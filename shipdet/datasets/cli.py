@@ -136,11 +136,21 @@ def synth(out: Path = OUT, count: int = typer.Option(100, help="Number of scenes
 def merge(sets: list[Path] = typer.Argument(..., help="Converted set folders."), out: Path = OUT,
           val_group: list[str] = typer.Option([], "--val-group", help="source:group to hold out (repeatable)."),
           train_only: list[str] = typer.Option([], "--train-only", help="Sources never used for validation."),
+          oversample: list[str] = typer.Option([], "--oversample", help="SOURCE=N: list that source's training "
+                                               "images with ships N times (repeatable)."),
           val_fraction: float = VAL, seed: int = SEED) -> None:
     """Merge converted sets into one data YAML with a group-aware split and a report."""
     from shipdet.datasets.merge import merge_sets
 
-    typer.echo(merge_sets(sets, out, val_fraction, seed, val_group, train_only))
+    factors = dict(_source_factor(text) for text in oversample)
+    typer.echo(merge_sets(sets, out, val_fraction, seed, val_group, train_only, factors))
+
+
+def _source_factor(text: str) -> tuple[str, int]:
+    source, _, factor = text.partition("=")
+    if not source or not factor.strip().isdigit():
+        raise typer.BadParameter(f"{text!r} is not SOURCE=N (e.g. s2ports=4)", param_hint="--oversample")
+    return source.strip(), int(factor)
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -23,12 +23,20 @@ def set_class_names(root: Path) -> dict[int, str]:
 
 
 def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed: int = 0,
-               val_groups: Sequence[str] = (), train_only: Sequence[str] = ()) -> str:
+               val_groups: Sequence[str] = (), train_only: Sequence[str] = (),
+               oversample: Mapping[str, int] | None = None) -> str:
     """Write one split over several converted sets into `out`; returns the Markdown report.
 
     Groups are namespaced by source, so no scene, port or source image is on both sides. Sources named in
-    `train_only` (e.g. `synth`) never go to validation.
+    `train_only` (e.g. `synth`) never go to validation. `oversample` maps a source to how many times each of its
+    training images that holds ships is listed: a source with few ships (ten Sentinel-2 scenes beside thousands of
+    aerial chips) otherwise weighs almost nothing in an epoch. Validation is never repeated.
     """
+    oversample = dict(oversample or {})
+    bad = {s: n for s, n in oversample.items() if not isinstance(n, int) or n < 1}
+    if bad:
+        raise DatasetFormatError(f"oversampling factors must be whole numbers >= 1, got {bad}",
+                                 "write SOURCE=N with N = 1, 2, 3, ...")
     names = None
     rows = []
     for root in sets:
@@ -40,26 +48,48 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
         rows += [(root, r) for r in read_manifest(root / "manifest.csv")]
     if not rows or names is None:
         raise DatasetNotFoundError("nothing to merge: the sets are empty")
+    unknown = set(oversample) - {r["source"] for _, r in rows}
+    if unknown:
+        raise DatasetFormatError(f"cannot oversample {sorted(unknown)}: no such source in these sets",
+                                 f"sources here: {sorted({r['source'] for _, r in rows})}")
     held = [r for r in rows if r[1]["source"] not in train_only]
     forced_train = [r for r in rows if r[1]["source"] in train_only]
-    counts = write_split(out, held, names, val_fraction, seed, val_groups)
-    if forced_train:
-        with open(out / "train.txt", "a") as fh, open(out / "train-obb.txt", "a") as fo:
-            for root, r in forced_train:
-                fh.write(str(root.resolve() / "images" / f"{r['name']}.jpg") + "\n")
-                fo.write(str(root.resolve() / "obb" / "images" / f"{r['name']}.jpg") + "\n")
-        with open(out / "split.csv", "a") as fh:
-            fh.writelines(f"{r['source']},{r['group']},{r['name']},train\n" for _, r in forced_train)
-        counts["train"] += len(forced_train)
-    return merge_report(out)
+    write_split(out, held, names, val_fraction, seed, val_groups)
+    _append_train(out, forced_train)
+    with open(out / "split.csv", "a") as fh:
+        fh.writelines(f"{r['source']},{r['group']},{r['name']},train\n" for _, r in forced_train)
+    sides = {(s, g, n): side for s, g, n, side in _split_rows(out)}
+    repeated = Counter[str]()
+    for source, factor in sorted(oversample.items()):
+        chosen = [(root, r) for root, r in rows if r["source"] == source and int(r.get("n_boxes") or 0) > 0
+                  and sides[(source, r["group"], r["name"])] == "train"]
+        _append_train(out, chosen * (factor - 1))
+        repeated[source] = len(chosen)
+    return merge_report(out, {s: (repeated[s], oversample[s]) for s in repeated})
 
 
-def merge_report(out: Path) -> str:
-    lines = (out / "split.csv").read_text().splitlines()[1:]
+def _append_train(out: Path, rows: Sequence[tuple[Path, dict[str, str]]]) -> None:
+    with open(out / "train.txt", "a") as fh, open(out / "train-obb.txt", "a") as fo:
+        for root, r in rows:
+            fh.write(str(root.resolve() / "images" / f"{r['name']}.jpg") + "\n")
+            fo.write(str(root.resolve() / "obb" / "images" / f"{r['name']}.jpg") + "\n")
+
+
+def _split_rows(out: Path) -> list[tuple[str, str, str, str]]:
+    """(source, group, name, side) per image; a group may hold commas, the other fields do not."""
+    rows = []
+    for line in (out / "split.csv").read_text().splitlines()[1:]:
+        source, rest = line.split(",", 1)
+        group, name, side = rest.rsplit(",", 2)
+        rows.append((source, group, name, side))
+    return rows
+
+
+def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = None) -> str:
+    """`oversampled`: source -> (training images with ships, times each is listed)."""
     per: Counter[tuple[str, str]] = Counter()
     groups: dict[tuple[str, str], set[str]] = {}
-    for line in lines:
-        source, group, _, side = line.rsplit(",", 3) if line.count(",") > 3 else line.split(",")
+    for source, group, _, side in _split_rows(out):
         per[(source, side)] += 1
         groups.setdefault((source, side), set()).add(group)
     sources = sorted({s for s, _ in per})
@@ -70,6 +100,9 @@ def merge_report(out: Path) -> str:
                   f"{len(groups.get((s, 'val'), ()))} |")
     val_groups = sorted(f"{s}:{g}" for (s, side), gs in groups.items() if side == "val" for g in gs)
     md += ["", f"Validation groups: {', '.join(val_groups[:60])}{' ...' if len(val_groups) > 60 else ''}", ""]
+    for source, (images, factor) in sorted((oversampled or {}).items()):
+        md.append(f"Oversampled: the {images} {source} training images with ships are each listed {factor} times "
+                  f"in train.txt ({images * (factor - 1)} extra entries).")
     report = "\n".join(md)
     (out / "merge_report.md").write_text(report)
     return report

@@ -11,7 +11,10 @@ from shipdet.datasets.merge import merge_sets
 from shipdet.datasets.split import assign_groups
 from shipdet.datasets.synth import SynthConfig, make_scene
 from shipdet.datasets.synth_set import write_synth_set
+from shipdet.datasets.writer import YoloSetWriter
 from shipdet.datasets.xview import convert_xview
+from shipdet.detections import Detections
+from shipdet.errors import DatasetFormatError
 from shipdet.formats import from_yolo_lines
 from tests.conftest import write_geotiff
 
@@ -98,6 +101,44 @@ def test_merge_never_splits_a_group(tmp_path):
     train = (tmp_path / "m" / "train.txt").read_text().split()
     val = (tmp_path / "m" / "val.txt").read_text().split()
     assert not set(train) & set(val) and len(train) + len(val) == 18
+
+
+def _few_ships_set(root, positives: int, empties: int):
+    """A source with ships in some images and none in others, one group per image."""
+    writer = YoloSetWriter(root, {0: "ship"}, source="few", gsd_m=3.0)
+    cfg = SynthConfig(width=64, height=64, empty_fraction=0.0)
+    for i in range(positives + empties):
+        image, dets = make_scene(i, cfg)
+        assert len(dets) > 0
+        writer.add(f"few_{i}", image, dets if i < positives else Detections.empty(oriented=True), group=f"g{i}",
+                   oriented=True)
+    writer.close(0.0, 0)
+
+
+def test_merge_oversamples_a_source_with_few_ships_in_training_only(tmp_path):
+    many, few = tmp_path / "many", tmp_path / "few"
+    write_synth_set(many, 10, seed=4, cfg=SynthConfig(width=64, height=64))
+    _few_ships_set(few, positives=6, empties=4)
+    report = merge_sets([many, few], tmp_path / "m", val_fraction=0.3, oversample={"few": 3})
+    train = (tmp_path / "m" / "train.txt").read_text().split()
+    val = (tmp_path / "m" / "val.txt").read_text().split()
+    rows = [line.split(",") for line in (tmp_path / "m" / "split.csv").read_text().splitlines()[1:]]
+    few_train = [name for source, _, name, side in rows if source == "few" and side == "train"]
+    with_ships = [n for n in few_train if int(n.split("_")[1]) < 6]
+    assert with_ships and len(with_ships) < len(few_train)  # both kinds reached training
+    listed = {n: sum(p.endswith(f"/{n}.jpg") for p in train) for n in few_train}
+    assert listed == {n: 3 if n in with_ships else 1 for n in few_train}
+    assert len(val) == len(set(val)) == sum(side == "val" for *_, side in rows)
+    assert all(train.count(p) == 1 for p in train if "/many/" in p)
+    assert len((tmp_path / "m" / "train-obb.txt").read_text().split()) == len(train)
+    assert f"the {len(with_ships)} few training images with ships are each listed 3 times" in report
+
+
+@pytest.mark.parametrize("factors, words", [({"few": 0}, "whole numbers >= 1"), ({"nosuch": 2}, "no such source")])
+def test_merge_refuses_bad_oversampling(tmp_path, factors, words):
+    _few_ships_set(tmp_path / "few", positives=2, empties=1)
+    with pytest.raises(DatasetFormatError, match=words):
+        merge_sets([tmp_path / "few"], tmp_path / "m", oversample=factors)
 
 
 def test_real_merge_of_all_four(real_data, tmp_path):
