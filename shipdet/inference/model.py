@@ -13,6 +13,11 @@ from typing import Any
 from shipdet.errors import ModelLoadError
 from shipdet.scale import ScaleRange
 
+# The confidence a model is served at unless a request asks for another: chosen at export from the measured
+# operating points (`shipdet evaluate`) and recorded in the ONNX metadata; models exported before carry none.
+CONF_METADATA_KEY = "shipdet_conf"
+FALLBACK_CONF = 0.25
+
 PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
                   "cpu": "CPUExecutionProvider"}
 
@@ -38,8 +43,27 @@ class ModelInfo:
         return ScaleRange.from_metadata(self.metadata)
 
     @property
+    def default_conf(self) -> float:
+        """The threshold the model is served at by default (validated when the model is loaded)."""
+        return operating_conf(self.metadata)
+
+    @property
     def version(self) -> str:
         return str(self.card.get("version") or self.metadata.get("shipdet_version") or self.sha256[:12])
+
+
+def operating_conf(metadata: dict[str, str]) -> float:
+    raw = metadata.get(CONF_METADATA_KEY)
+    if raw is None:
+        return FALLBACK_CONF
+    try:
+        conf = float(raw)
+    except ValueError:
+        conf = float("nan")
+    if not 0.0 < conf < 1.0:
+        raise ModelLoadError(f"model metadata {CONF_METADATA_KEY}={raw!r} is not a confidence in (0, 1)",
+                             "re-export with `shipdet export --conf 0.3` (or without --conf)")
+    return conf
 
 
 def file_sha256(path: Path) -> str:
@@ -90,6 +114,7 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     task = props.get("task", "detect")
     if task not in ("detect", "obb"):
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
+    operating_conf(props)  # a bad recorded threshold stops the load, not the first request
     return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.rescore.run import RescoreRun, RunCounts, ScoredScene, scene_factor, scene_windows
+from shipdet.rescore.run import RescoreRun, RunCounts, ScoredScene, scene_factor, scene_windows, scoring_conf
 from shipdet.rescore.scene import open_scene
 from shipdet.rescore.sources import SceneSource
 from shipdet.scale import detect_resampled
@@ -107,7 +107,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             WindowScorer, batch_size=run.params.max_batch, compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=num_gpus, fn_constructor_kwargs={
                 "model": str(run.engine.info.path), "providers": list(providers),
-                "max_batch": run.params.max_batch, "scenes": specs, "conf": run.params.conf,
+                "max_batch": run.params.max_batch, "scenes": specs, "conf": scoring_conf(run.engine, run.params),
                 "iou": run.params.iou})
         for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
             for i in range(len(batch["scene"])):

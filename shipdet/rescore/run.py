@@ -39,7 +39,7 @@ class RescoreParams(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SHIPDET_RESCORE_", frozen=True, extra="forbid")
 
-    conf: float = Field(0.25, ge=0, le=1, allow_inf_nan=False)
+    conf: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # None: the model's operating threshold
     iou: float = Field(0.45, ge=0, le=1, allow_inf_nan=False)
     tile: int = Field(0, ge=0, le=8192)  # 0: the model's input size
     overlap: int = Field(64, ge=0, le=4096)
@@ -142,6 +142,10 @@ def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor:
     return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
 
 
+def scoring_conf(engine: Detector, params: RescoreParams) -> float:
+    return params.conf if params.conf is not None else engine.info.default_conf
+
+
 def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
                  on_windows: Callable[[int, int], None] | None = None) -> ScoredScene:
     """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
@@ -160,7 +164,8 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
         if item[1] is not None:
             batch.append(item)
         if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
-            results = detect_resampled(engine, [a for _, a in batch], factor, params.conf, params.iou)
+            results = detect_resampled(engine, [a for _, a in batch], factor, scoring_conf(engine, params),
+                                       params.iou)
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
             scored += len(batch)
             batch = []
@@ -176,8 +181,10 @@ class RescoreRun:
     def __init__(self, out: Path, engine: Detector, params: RescoreParams) -> None:
         self.out = out
         self.engine = engine
-        self.params = params
-        self.params_hash = params.digest()
+        # The threshold is resolved before hashing: a scene scored at the model's 0.3 is not the same result as
+        # one scored at an explicit 0.25, and a resumed run must not mix them.
+        self.params = params.model_copy(update={"conf": scoring_conf(engine, params)})
+        self.params_hash = self.params.digest()
         (out / "scenes").mkdir(parents=True, exist_ok=True)
         for stale in (out / "scenes").glob(".*.tmp"):  # left by a run killed mid-write
             stale.unlink()
@@ -229,7 +236,7 @@ class RescoreRun:
                 "crs": ref.crs.to_string() if ref else None,
                 "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
-                "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor,
+                "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor, "conf": self.params.conf,
                 "seconds": time.perf_counter() - started, "model_sha256": sha,
                 "params_hash": self.params_hash}
         output = self.out / "scenes" / f"{source.scene_id}.parquet"
@@ -329,7 +336,7 @@ class RescoreRun:
                [{"scene_id": r["scene_id"], "path": r["path"], "status": "failed", "error": r["error"],
                  "footprint_wkt": "POLYGON EMPTY", "valid_wkt": "POLYGON EMPTY", "valid_fraction": 0.0,
                  "n_detections": 0} for r in failed]
-        columns = ["scene_id", "path", "acquired", "crs", "width", "height", "gsd_m", "scale_factor",
+        columns = ["scene_id", "path", "acquired", "crs", "width", "height", "gsd_m", "scale_factor", "conf",
                    "footprint_wkt", "valid_wkt", "valid_fraction", "status", "n_detections", "error"]
         table = pd.DataFrame(rows).reindex(columns=columns).sort_values("scene_id", kind="stable")
         table["acquired"] = pd.to_datetime(table["acquired"], utc=True)

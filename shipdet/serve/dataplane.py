@@ -39,6 +39,7 @@ class TileResult:
     gsd_m: float | None
     factor: float
     windows: int
+    params: DetectParams
     timing_ms: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -46,6 +47,7 @@ class TileResult:
         return {"image": {"width": self.width, "height": self.height, "bands": self.bands,
                           "dtype": self.source_dtype, "georeferenced": self.ref is not None},
                 "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows},
+                "thresholds": {"conf": self.params.conf, "iou": self.params.iou},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
 
 
@@ -144,7 +146,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                 loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
                                      engine.input_size, engine.info.scale_range),
                 max(deadline - time.perf_counter(), 0.001))
-        params = q.batch_params(svc.settings.conf, svc.settings.iou)
+        params = q.batch_params(svc.default_conf(), svc.settings.iou)
         results = await asyncio.wait_for(_submit_in_batches(batcher, tile.tensors, params),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
@@ -165,7 +167,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     timing["total"] = (time.perf_counter() - started) * 1000
     decoded = tile.decoded
     return TileResult(dets, tile.ref, int(width), int(height), decoded.bands, decoded.source_dtype, tile.gsd_m,
-                      tile.factor, len(tile.windows), timing)
+                      tile.factor, len(tile.windows), params, timing)
 
 
 async def detect_tiles(svc: ServiceState, tiles: list[bytes], params: DetectParameters,

@@ -129,10 +129,11 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/models/{name}/versions/{version}", dependencies=[Depends(require_api_key)],
             responses=_doc(401, 404, 503), name="metadata_version")
 async def metadata(request: Request, name: str, version: str | None = None) -> JSONResponse:
-    _, engine = _model_or_404(request, name, version)  # errors: the app's handler, in the protocol's shape
+    svc, engine = _model_or_404(request, name, version)  # errors: the app's handler, in the protocol's shape
     return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
                          "inputs": INPUTS, "outputs": output_metadata(engine.info.task),
-                         "parameters": {"classes": engine.info.names, "task": engine.info.task}})
+                         "parameters": {"classes": engine.info.names, "task": engine.info.task,
+                                        "default_conf": svc.default_conf()}})
 
 
 @router.get("/models/{name}/ready", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))

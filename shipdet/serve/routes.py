@@ -166,6 +166,7 @@ async def models(request: Request, svc: Service) -> dict[str, Any]:
     info = engine.info
     return {"models": [{**svc.model_summary(), "task": info.task, "names": info.names,
                         "input_size": list(info.imgsz), "providers": engine.providers,
+                        "default_conf": svc.default_conf(),
                         "card": public_card(info.card)}]}
 
 

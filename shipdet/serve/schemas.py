@@ -49,9 +49,15 @@ class Timing(BaseModel):
     total: float
 
 
+class Thresholds(BaseModel):
+    conf: float
+    iou: float
+
+
 class DetectResponse(BaseModel):
     model: ModelRef
     image: ImageInfo
+    thresholds: Thresholds
     detections: list[Detection]
     timing_ms: Timing
 
@@ -66,6 +72,7 @@ class TileResult(BaseModel):
     name: str
     model: ModelRef | None = None
     image: ImageInfo | None = None
+    thresholds: Thresholds | None = None
     detections: list[Detection] | None = None
     timing_ms: Timing | None = None
     error: TileError | None = None

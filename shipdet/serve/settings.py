@@ -46,7 +46,8 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(25_000_000, ge=1)
     max_tiles: int = Field(16, ge=1, description="Tiles in one /v1/detect/batch request.")
-    conf: float = Field(0.25, ge=0, le=1)
+    conf: float | None = Field(None, ge=0, le=1, description="Default confidence threshold; unset: the model's "
+                                                             "recorded operating threshold (0.25 if it has none).")
     iou: float = Field(0.45, ge=0, le=1)
     decode_threads: int = Field(4, ge=1)
     shutdown_grace_s: float = Field(20.0, ge=0)

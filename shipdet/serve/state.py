@@ -84,6 +84,10 @@ class ServiceState:
         info = self.engine_or_503().info
         return {"name": info.name, "version": info.version, "sha256": info.sha256}
 
+    def default_conf(self) -> float:
+        """The threshold a request gets unless it asks for one: the operator's setting, else the model's own."""
+        return self.settings.conf if self.settings.conf is not None else self.engine_or_503().info.default_conf
+
     def load(self) -> Engine:
         """Load and warm the model (in a worker thread at start-up)."""
         s = self.settings

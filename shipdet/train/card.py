@@ -75,6 +75,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"imgsz {config.get('imgsz')}, device {config.get('device') or 'auto'}"
              + "".join(f", {k} {v}" for k, v in (config.get("extra") or {}).items()),  # SHIPDET_TRAIN_EXTRA
              f"- scale range: {_scale_line(card.get('gsd_range_m'))}",
+             f"- operating threshold: conf {card.get('default_conf', 0.25)} unless a request asks for another "
+             "(`?conf=`, `shipdet rescore --conf`)",
              f"- parity with PyTorch: {card['parity']}"]
     stages, record = [], training
     while record.get("parent"):

@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Argument(..., help="An exported .onnx (or a .pt with the train extra)."),
         data: Path = typer.Argument(..., help="Data YAML; its val split is evaluated."),
         out: Path = typer.Option(Path("eval"), help="Folder for metrics.json, report.md, pr_curve.png."),
-        conf: float = typer.Option(0.25, help="Confidence for precision/recall/F1 and counts."),
+        conf: float = typer.Option(None, help="Confidence for precision/recall/F1, counts and false alarms "
+                                              "(default: the model's operating threshold, else 0.25)."),
         iou: float = typer.Option(0.5, help="IoU for a match in P/R/F1."),
         split: str = typer.Option("val", help="val or train."),
         gsd: float = typer.Option(None, help="Metres per pixel, for recall by size in metres."),
@@ -111,6 +112,9 @@ def register(app: typer.Typer) -> None:
         notes: Path = typer.Option(None, help="Markdown appended to the model card (e.g. its limitations)."),
         gsd_range: str = typer.Option(None, help="finest,coarsest metres per pixel the model declares: imagery "
                                                  "outside is resampled into it (default: the training GSDs)."),
+        conf: float = typer.Option(None, help="The operating threshold the model is served at unless a request "
+                                              "asks for another, chosen from `shipdet evaluate`'s operating points "
+                                              "(default: none recorded, served at 0.25)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
@@ -124,7 +128,7 @@ def register(app: typer.Typer) -> None:
             except (TypeError, ValueError):
                 raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
-                            data=data, name=name, notes=notes, gsd_range=scale_range)
+                            data=data, name=name, notes=notes, gsd_range=scale_range, conf=conf)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command()

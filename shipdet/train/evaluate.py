@@ -16,10 +16,12 @@ from shipdet.datasets.writer import read_manifest
 from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
+from shipdet.inference.model import FALLBACK_CONF, load_model_info
 from shipdet.metrics import airbus_f2, average_precision, false_alarms, match_at, recall_by_size
 
 SIZE_EDGES_PX = (8, 16, 32, 64, 128)
 SIZE_EDGES_M = (25, 50, 100, 200)
+OPERATING_CONFS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 Predictor = Callable[[Sequence[NDArray[np.uint8]]], list[Detections]]
 
 
@@ -114,6 +116,7 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
         "recall_by_size_native_px": recall_by_size(truths, found, SIZE_EDGES_PX,
                                                    scale=[1 / f for f in (scales or [1.0] * len(truths))]),
         "false_alarms": false_alarms(kept, truths, areas),
+        "operating_points": [operating_point(preds, truths, t, iou, areas) for t in OPERATING_CONFS],
         "by_source": {},
     }
     for source in sorted(set(sources)):
@@ -125,6 +128,15 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
                                        "false_alarms": false_alarms([kept[i] for i in idx], [truths[i] for i in idx],
                                                                     [areas[i] for i in idx])}
     return result
+
+
+def operating_point(preds: list[Detections], truths: list[Detections], conf: float, iou: float,
+                    areas: Sequence[float]) -> dict[str, Any]:
+    """Precision, recall, F1 and false alarms at one threshold: what a model served at `conf` would give."""
+    counts, _ = match_at(preds, truths, conf, iou)
+    fa = false_alarms([p[np.flatnonzero(p.score >= conf)] for p in preds], truths, areas)
+    return {"conf": conf, "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
+            "false_alarms_per_image": fa["per_image"]}
 
 
 def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path: Path) -> dict[str, float]:
@@ -169,6 +181,15 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
         per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} per km2 over {fa['ship_free_km2']:.1f} km2"
         lines += [f"False alarms at conf {m['conf']}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
                   f"images, {fa['per_image']:.3f} per image; {per_km2} of them whose GSD is known.", ""]
+    if m.get("operating_points"):
+        lines += ["Operating points (the threshold a model is served at is chosen from these: `shipdet export --conf`;"
+                  " the row used above is marked):", "", "| conf | P | R | F1 | false alarms per ship-free image |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {o['conf']:g}{' (used above)' if o['conf'] == m['conf'] else ''} | {o['precision']:.3f} | "
+                  f"{o['recall']:.3f} | {o['f1']:.3f} | "
+                  f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} |"
+                  for o in m["operating_points"]]
+        lines.append("")
     for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
                       ("recall_by_size_m", "m")):
         if m[key]:
@@ -190,10 +211,13 @@ def _per_image(fa: dict[str, Any]) -> str:
     return "-" if fa["per_image"] is None else f"{fa['per_image']:.3f} ({fa['ship_free_images']})"
 
 
-def evaluate_model(model: Path, data: Path, out: Path, conf: float = 0.25, iou: float = 0.5, split: str = "val",
+def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
                    batch: int = 8, draw: int = 0) -> str:
-    """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown."""
+    """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
+    `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at."""
+    if conf is None:
+        conf = load_model_info(model, verify=False).default_conf if model.suffix == ".onnx" else FALLBACK_CONF
     images = split_images(data, split)
     names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
     predict = predictor or (onnx_predictor(model) if model.suffix == ".onnx" else torch_predictor(model, imgsz))

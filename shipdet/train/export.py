@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from shipdet.errors import ShipdetError
-from shipdet.inference.model import file_sha256
+from shipdet.inference.model import CONF_METADATA_KEY, FALLBACK_CONF, file_sha256
 from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
 from shipdet.scale import ScaleRange
 from shipdet.train.card import write_card
@@ -102,9 +102,10 @@ def _add_metadata(path: Path, extra: dict[str, str]) -> None:
 def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
                  version: str | None = None, notes: Path | None = None,
-                 gsd_range: ScaleRange | None = None) -> dict[str, Any]:
+                 gsd_range: ScaleRange | None = None, conf: float | None = None) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
-    default: the range of the training images' recorded GSDs."""
+    default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
+    at by default (none recorded: 0.25)."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -113,6 +114,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError("FP16 export needs a CUDA device", "export FP32 here, or run on a GPU machine")
     if not weights.is_file():
         raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
+    if conf is not None and not 0.0 < conf < 1.0:
+        raise ShipdetError(f"--conf {conf} is not a confidence in (0, 1)", "e.g. --conf 0.3")
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
     model = YOLO(str(weights))
@@ -132,10 +135,12 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
              "training_commit": str(record.get("git_commit", "unknown"))}
     if scale_range is not None:
         extra[SCALE_METADATA_KEY] = scale_range.to_metadata()
+    if conf is not None:
+        extra[CONF_METADATA_KEY] = repr(float(conf))
     _add_metadata(target, extra)
     tiles = _sample_tiles(data, imgsz)
-    for conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds something
-        parity = parity_check(target, weights, tiles, imgsz, conf=conf)
+    for parity_conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds some
+        parity = parity_check(target, weights, tiles, imgsz, conf=parity_conf)
         if parity["detections"] >= 5:
             break
     card: dict[str, Any] = {"name": name, "version": version, "file": target.name, "sha256": file_sha256(target),
@@ -143,7 +148,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "names": {int(k): v for k, v in model.names.items()}, "parity": parity,
                             "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds"),
                             "gsd_range_m": None if scale_range is None else [scale_range.finest_m,
-                                                                              scale_range.coarsest_m]}
+                                                                              scale_range.coarsest_m],
+                            "default_conf": FALLBACK_CONF if conf is None else float(conf)}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

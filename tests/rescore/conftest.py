@@ -27,6 +27,7 @@ class _Info:
     sha256 = "0" * 64
     name = "threshold"
     scale_range: ScaleRange | None = None  # a model exported before scale was recorded: scenes are not resampled
+    default_conf = 0.25
 
 
 class ThresholdEngine:

@@ -26,6 +26,7 @@ class _ScaledInfo:
     sha256 = "1" * 64
     name = "scale-aware"
     scale_range = ScaleRange(1.5, 2.5)
+    default_conf = 0.25
 
 
 class SmallShipBlindEngine(ThresholdEngine):

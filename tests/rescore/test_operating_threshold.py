@@ -1,0 +1,45 @@
+"""`shipdet rescore` scores at the model's recorded operating threshold unless told another, and says which."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shipdet.detections import Detections
+from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.sources import resolve_sources
+from tests.rescore.conftest import ThresholdEngine
+
+
+class _OperatingInfo:
+    sha256 = "2" * 64
+    name = "operating"
+    scale_range = None
+    default_conf = 0.6
+
+
+class ConfRecordingEngine(ThresholdEngine):
+    info = _OperatingInfo()  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
+        self.seen.append(conf)
+        return super().detect(images, conf, iou)
+
+
+def test_the_model_threshold_is_the_default_and_an_explicit_one_wins(scenes: Path, tmp_path: Path) -> None:
+    runs = {}
+    for name, params in (("own", RescoreParams()), ("asked", RescoreParams(conf=0.3))):
+        engine = ConfRecordingEngine()
+        runs[name] = RescoreRun(tmp_path / name, engine, params)
+        counts = runs[name].run(resolve_sources([str(scenes)]))
+        assert counts["done"] == 5 and counts["failed"] == 0
+        expected = 0.6 if name == "own" else 0.3
+        assert engine.seen and set(engine.seen) == {expected}
+        assert (pd.read_csv(tmp_path / name / "scenes.csv")["conf"] == expected).all()  # the output says which
+    # A resumed run never mixes scenes scored at different thresholds: the threshold is part of each scene's key.
+    assert runs["own"].params_hash != runs["asked"].params_hash
+    assert runs["own"].params_hash == RescoreRun(tmp_path / "again", ConfRecordingEngine(),
+                                                 RescoreParams(conf=0.6)).params_hash

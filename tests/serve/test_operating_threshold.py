@@ -1,0 +1,62 @@
+"""The service serves a model at the operating threshold recorded in it, unless the operator or the request
+chooses another, and every answer says which threshold produced it."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shipdet.errors import ModelLoadError
+from shipdet.inference.model import CONF_METADATA_KEY, load_model_info
+from tests.fake_model import detect_model
+from tests.serve.conftest import LiveServer, live_server
+from tests.serve.images import png
+
+
+@pytest.fixture(scope="module")
+def strict_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The fake model's boxes score 0.9, 0.6 and 0.05 (and an NMS duplicate at 0.8): 0.7 keeps one.
+    return detect_model(tmp_path_factory.mktemp("model") / "strict.onnx", {CONF_METADATA_KEY: "0.7"})
+
+
+@pytest.fixture(scope="module")
+def strict_server(strict_model: Path) -> Iterator[LiveServer]:
+    with live_server(strict_model) as server:
+        yield server
+
+
+def detect(server: LiveServer, **params: float) -> dict:
+    r = httpx.post(server.url + "/v1/detect", content=png(64, 64, 0), headers={"content-type": "image/png"},
+                   params=params, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_the_model_threshold_is_the_default(strict_server: LiveServer) -> None:
+    own = detect(strict_server)
+    assert own["thresholds"] == {"conf": 0.7, "iou": 0.45}
+    assert [d["score"] for d in own["detections"]] == [pytest.approx(0.9)]
+    asked = detect(strict_server, conf=0.25)
+    assert asked["thresholds"]["conf"] == 0.25 and len(asked["detections"]) == 2
+    models = httpx.get(strict_server.url + "/v1/models", timeout=10).json()["models"][0]
+    assert models["default_conf"] == 0.7
+    v2 = httpx.get(strict_server.url + "/v2/models/" + models["name"], timeout=10).json()
+    assert v2["parameters"]["default_conf"] == 0.7
+
+
+def test_the_operator_setting_outranks_the_model(strict_model: Path) -> None:
+    with live_server(strict_model, conf=0.5) as server:
+        answer = detect(server)
+        assert answer["thresholds"]["conf"] == 0.5 and len(answer["detections"]) == 2
+
+
+def test_a_model_without_a_recorded_threshold_is_served_at_0_25(fake_model: Path) -> None:
+    assert load_model_info(fake_model).default_conf == 0.25
+
+
+@pytest.mark.parametrize("raw", ["1.5", "0", "high"])
+def test_an_unusable_recorded_threshold_stops_the_load(tmp_path: Path, raw: str) -> None:
+    model = detect_model(tmp_path / "bad.onnx", {CONF_METADATA_KEY: raw})
+    with pytest.raises(ModelLoadError, match=CONF_METADATA_KEY):
+        load_model_info(model)
