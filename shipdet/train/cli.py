@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(False, help="Also write a static INT8 model calibrated on training tiles."),
         data: Path = typer.Option(None, help="Data YAML for calibration, parity images and the INT8 check."),
         name: str = typer.Option("shipdet", help="Model name in the card."),
+        version: str = typer.Option(None, help="Model version (default: today's date, YYYY.MM.DD)."),
         notes: Path = typer.Option(None, help="Markdown appended to the model card (e.g. its limitations)."),
         gsd_range: str = typer.Option(None, help="finest,coarsest metres per pixel the model declares: imagery "
                                                  "outside is resampled into it (default: the training GSDs)."),
@@ -128,7 +129,8 @@ def register(app: typer.Typer) -> None:
             except (TypeError, ValueError):
                 raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
-                            data=data, name=name, notes=notes, gsd_range=scale_range, conf=conf)
+                            data=data, name=name, version=version, notes=notes,
+                            gsd_range=scale_range, conf=conf)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command()
