@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
         annotations: Path = typer.Option(..., help="COCO file on the scenes' pixel grid (coco_annotations.json)."),
         scenes: list[Path] = typer.Argument(..., help="Scene folders or files (e.g. the validation ports)."),
         factors: str = typer.Option("1,2,3,4", help="Resampling factors to compare."),
-        conf: float = typer.Option(0.25), iou: float = typer.Option(0.3, help="IoU for a match."),
+        conf: float = typer.Option(None, help="Confidence (default: the model's operating threshold, else 0.25)."),
+        iou: float = typer.Option(0.3, help="IoU for a match."),
         out: Path = typer.Option(None, help="Write scenes.json and scenes.md here."),
     ) -> None:
         """Score whole scenes as `shipdet rescore` does, at several resampling factors, against their truth."""
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             raise ConfigError(f"--factors {factors!r} is not a list of numbers", "e.g. --factors 1,2,3,4") from None
         rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou)
-        report = scenes_markdown(rows, model, iou, conf)
+        report = scenes_markdown(rows, model, iou)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "scenes.json").write_text(json.dumps(rows, indent=2))

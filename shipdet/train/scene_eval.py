@@ -38,14 +38,16 @@ def scene_truth(annotations: Path, scene_id: str) -> Detections:
 
 
 def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], factors: Sequence[float],
-                    conf: float = 0.25, iou: float = 0.3, overlap: int = 64) -> list[dict[str, Any]]:
-    """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts."""
+                    conf: float | None = None, iou: float = 0.3, overlap: int = 64) -> list[dict[str, Any]]:
+    """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts.
+    `conf`: default, the model's operating threshold (as `shipdet rescore` scores)."""
     from shipdet.inference.engine import Engine
     from shipdet.rescore.run import RescoreParams, detect_scene
     from shipdet.rescore.scene import open_scene
     from shipdet.rescore.sources import resolve_sources
 
     engine = Engine(model, providers=["cpu"])
+    conf = engine.info.default_conf if conf is None else conf
     sources = resolve_sources([str(d) for d in scene_dirs])
     truths = [scene_truth(annotations, s.scene_id) for s in sources]
     rows = []
@@ -62,7 +64,7 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
             tiles += scored.tiles
         counts, found = match_at(preds, truths, conf, iou)
         small = [b for b in recall_by_size(truths, found, [0, SMALL_NATIVE_PX]) if b["to"] == SMALL_NATIVE_PX]
-        rows.append({"factor": factor, "scenes": len(sources), "ships": int(sum(len(t) for t in truths)),
+        rows.append({"factor": factor, "conf": conf, "scenes": len(sources), "ships": int(sum(len(t) for t in truths)),
                      "tiles": tiles, "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
                      "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
                      "small_ships": int(small[0]["ships"]) if small else 0,
@@ -73,8 +75,9 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     return rows
 
 
-def scenes_markdown(rows: list[dict[str, Any]], model: Path, iou: float, conf: float) -> str:
+def scenes_markdown(rows: list[dict[str, Any]], model: Path, iou: float) -> str:
     scenes = ", ".join(rows[0]["per_scene_recall"]) if rows else ""
+    conf = rows[0]["conf"] if rows else "-"
     lines = [f"# Whole scenes through the scale path: `{model.name}`", "",
              f"Scenes: {scenes}; {rows[0]['ships'] if rows else 0} ships; conf {conf}, IoU {iou}.", "",
              "| factor | GSD scored (10 m scenes) | tiles | P | R | F1 | R < 16 native px (ships) |",
