@@ -1,0 +1,55 @@
+"""`shipdet evaluate-scenes`: whole scenes scored as `shipdet rescore` scores them, at the model's operating
+threshold unless another is asked for, against COCO truth on the scene's pixel grid."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from shipdet.errors import DatasetFormatError
+from shipdet.inference.model import CONF_METADATA_KEY
+from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
+from tests.conftest import write_geotiff
+from tests.fake_model import detect_model
+
+pytest.importorskip("rasterio")
+
+# The fake model on a dark 64 px image (zero would be nodata, never scored): boxes scoring 0.9 at (12, 16, 28, 24)
+# and 0.6 at (44, 36, 52, 44).
+TRUTH = [[12, 16, 16, 8], [44, 36, 8, 8]]  # COCO x, y, w, h
+
+
+@pytest.fixture
+def port(tmp_path: Path) -> tuple[Path, Path]:
+    scene = tmp_path / "scenes" / "porta"
+    scene.mkdir(parents=True)
+    write_geotiff(scene / "porta_rgb.tif", np.full((64, 64, 3), 1, np.uint8), Affine(10, 0, 500_000, 0, -10, 4_700_000),
+                  "EPSG:32633")
+    coco = {"images": [{"id": 1, "file_name": "porta_rgb.tif", "width": 64, "height": 64}],
+            "annotations": [{"id": i, "image_id": 1, "category_id": 1, "bbox": b} for i, b in enumerate(TRUTH)],
+            "categories": [{"id": 1, "name": "ship"}]}
+    annotations = tmp_path / "coco.json"
+    annotations.write_text(json.dumps(coco))
+    return scene, annotations
+
+
+def test_scenes_are_measured_at_the_model_threshold_unless_told(port: tuple[Path, Path], tmp_path: Path) -> None:
+    scene, annotations = port
+    model = detect_model(tmp_path / "strict.onnx", {CONF_METADATA_KEY: "0.7"})
+    own = evaluate_scenes(model, annotations, [scene], [1.0])
+    asked = evaluate_scenes(model, annotations, [scene], [1.0], conf=0.25)
+    assert own[0]["conf"] == 0.7 and (own[0]["tp"], own[0]["fn"], own[0]["recall"]) == (1, 1, 0.5)
+    assert asked[0]["conf"] == 0.25 and (asked[0]["tp"], asked[0]["fp"], asked[0]["recall"]) == (2, 0, 1.0)
+    assert own[0]["per_scene_recall"] == {"porta_rgb": 0.5} and own[0]["tiles"] == 1
+    assert "conf 0.7, IoU 0.3" in scenes_markdown(own, model, 0.3)
+
+
+def test_a_scene_without_truth_is_named(port: tuple[Path, Path], tmp_path: Path) -> None:
+    scene, annotations = port
+    other = scene.parent / "portb"
+    other.mkdir()
+    write_geotiff(other / "portb_rgb.tif", np.full((64, 64, 3), 1, np.uint8), Affine(10, 0, 0, 0, -10, 0), "EPSG:32633")
+    with pytest.raises(DatasetFormatError, match="portb"):
+        evaluate_scenes(detect_model(tmp_path / "m.onnx"), annotations, [scene, other], [1.0])
