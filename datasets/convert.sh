@@ -14,10 +14,11 @@ $SHIPDET datasets airbus "$D/airbus/train_ship_segmentations_v2.csv" "$D/airbus/
 $SHIPDET datasets voc "$D/boats/annotations" "$D/boats/images" --source boats --class-map '*=ship' --out "$S/boats"
 $SHIPDET datasets yolo "$D/vhr/images" "$D/vhr/labels" --classes "$D/vhr/classes.txt" \
     --class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship --source vhr --gsd 0.3 --out "$S/vhr"
-# MASATI ids are single captures; Google Earth chips share a place prefix (PE_, SA_, ...): one group per place,
-# so neighbouring frames of one port never straddle the split. UC Merced: ship-free, 0.3 m, groups of ten.
+# MASATI ids are single captures, all from categories with ships: an empty label file is a lost label (left out).
+# Google Earth chips share a place prefix (PE_, SA_, ...): one group per place, so neighbouring frames of one port
+# never straddle the split. UC Merced: ship-free, 0.3 m, groups of ten.
 $SHIPDET datasets yolo "$D/masati/images" "$D/masati/labels" --classes "$D/masati/classes.txt" --source masati \
-    --out "$S/masati"
+    --empty-unlabelled --out "$S/masati"
 $SHIPDET datasets yolo "$D/ge-ports/images" "$D/ge-ports/labels" --classes "$D/ge-ports/classes.txt" \
     --source ge-ports --group '^[A-Za-z]+' --out "$S/ge-ports"
 $SHIPDET datasets yolo "$D/ucm-negatives/images" "$D/ucm-negatives/labels" --classes "$D/ucm-negatives/classes.txt" \

@@ -72,12 +72,15 @@ def yolo(images: Path = typer.Argument(...), labels: Path = typer.Argument(...),
          class_map: str = CLASS_MAP, source: str = typer.Option("yolo", help="Source name."), gsd: float = GSD,
          group: str = typer.Option(None, help="Regular expression: its first match in a file stem is the image's "
                                               "split group (e.g. '^[A-Za-z]+' for a place prefix); default: stem."),
+         empty_unlabelled: bool = typer.Option(False, "--empty-unlabelled",
+                                               help="An empty label file means lost labels, not a ship-free image: "
+                                                    "such images are left out (MASATI)."),
          val_fraction: float = VAL, seed: int = SEED, strict: bool = STRICT) -> None:
     """YOLO labels with a class map (e.g. `vhr`: --class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship)."""
     from shipdet.datasets.labelfiles import convert_yolo
 
     _done(convert_yolo(images, labels, out, ClassMap.parse(class_map), classes, source, gsd, strict,
-                       val_fraction, seed, group), out)
+                       val_fraction, seed, group, empty_unlabelled), out)
 
 
 @app.command()

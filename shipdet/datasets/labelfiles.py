@@ -45,7 +45,10 @@ def image_group(stem: str, pattern: str | None) -> str:
 
 def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: Parser, oriented: bool,
              source: str, gsd_m: float | None, strict: bool,
-             val_fraction: float, seed: int, group_pattern: str | None = None) -> ConversionReport:
+             val_fraction: float, seed: int, group_pattern: str | None = None,
+             empty_unlabelled: bool = False) -> ConversionReport:
+    """`empty_unlabelled`: an empty or missing label file means the labels were lost, not that the image is
+    ship-free (MASATI: every image of the published set comes from a category with ships)."""
     for folder, what in ((images, "images"), (labels, "labels")):
         if not folder.is_dir():
             raise DatasetNotFoundError(f"{source} {what} folder not found at {folder}")
@@ -53,17 +56,21 @@ def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: 
     paths = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for image_path in progress(paths, desc=source, total=len(paths), unit="image"):
         label_path = labels / f"{image_path.stem}.txt"
+        group = image_group(image_path.stem, group_pattern)
         try:
+            lines = label_path.read_text().splitlines() if label_path.is_file() else []
+            if empty_unlabelled and not any(line.strip() for line in lines):
+                writer.add_unlabelled(image_path.stem, group)
+                continue
             image = read_rgb8(image_path)
             height, width = image.shape[:2]
-            lines = label_path.read_text().splitlines() if label_path.is_file() else []
             dets = _remap(parse(lines, width, height, str(label_path)), class_map)
         except ShipdetError as exc:
             if strict:
                 raise
             writer.skip(str(exc))
             continue
-        writer.add(image_path.stem, image, dets, group=image_group(image_path.stem, group_pattern), oriented=oriented)
+        writer.add(image_path.stem, image, dets, group=group, oriented=oriented)
     return writer.close(val_fraction, seed)
 
 
@@ -81,7 +88,8 @@ def read_class_names(path: Path | None) -> dict[int, str]:
 
 def convert_yolo(images: Path, labels: Path, out: Path, class_map: ClassMap, classes_file: Path | None = None,
                  source: str = "yolo", gsd_m: float | None = None, strict: bool = False,
-                 val_fraction: float = 0.2, seed: int = 0, group_pattern: str | None = None) -> ConversionReport:
+                 val_fraction: float = 0.2, seed: int = 0, group_pattern: str | None = None,
+                 empty_unlabelled: bool = False) -> ConversionReport:
     if group_pattern:
         try:
             re.compile(group_pattern)
@@ -94,7 +102,7 @@ def convert_yolo(images: Path, labels: Path, out: Path, class_map: ClassMap, cla
 
     oriented = any(len(ln.split()) >= 9 for p in labels.glob("*.txt") for ln in p.read_text().splitlines()[:1])
     return _convert(images, labels, out, class_map, parse, oriented, source, gsd_m, strict, val_fraction, seed,
-                    group_pattern)
+                    group_pattern, empty_unlabelled)
 
 
 def convert_dota(images: Path, labels: Path, out: Path, class_map: ClassMap, source: str = "dota",

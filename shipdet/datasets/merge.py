@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from shipdet.datasets.split import write_split
-from shipdet.datasets.writer import read_manifest
+from shipdet.datasets.writer import is_labelled, read_manifest
 from shipdet.errors import DatasetFormatError, DatasetNotFoundError
 
 
@@ -53,7 +53,7 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
         raise DatasetFormatError(f"cannot oversample {sorted(unknown)}: no such source in these sets",
                                  f"sources here: {sorted({r['source'] for _, r in rows})}")
     held = [r for r in rows if r[1]["source"] not in train_only]
-    forced_train = [r for r in rows if r[1]["source"] in train_only]
+    forced_train = [r for r in rows if r[1]["source"] in train_only and is_labelled(r[1])]
     write_split(out, held, names, val_fraction, seed, val_groups)
     _append_train(out, forced_train)
     with open(out / "split.csv", "a") as fh:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from shipdet.datasets.writer import is_labelled
+
 
 def assign_groups(items: list[tuple[str, str, int]], val_fraction: float, seed: int = 0,
                   val_groups: Iterable[str] = ()) -> dict[str, str]:
@@ -50,6 +52,8 @@ def write_split(out: Path, rows: list[tuple[Path, dict[str, str]]], class_names:
     lists: dict[tuple[str, bool], list[str]] = defaultdict(list)
     split_rows = ["source,group,name,split"]
     for root, r in rows:
+        if not is_labelled(r):
+            continue  # counted in its group's size above, so the other images keep their side
         side = sides[f"{r['source']}:{r['group']}"]
         root = root.resolve()
         lists[(side, False)].append(str(root / "images" / f"{r['name']}.jpg"))

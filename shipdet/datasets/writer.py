@@ -4,9 +4,10 @@ Layout of a converted set (ultralytics finds labels by replacing `/images/` with
 
     images/<name>.jpg         labels/<name>.txt       axis-aligned labels (`c cx cy w h`)
     obb/images -> ../images   obb/labels/<name>.txt   oriented labels (`c x1 y1 .. x4 y4`)
-    manifest.csv              one row per image: name, group, source, gsd_m, oriented, n_boxes, scale
+    manifest.csv              one row per image: name, group, source, gsd_m, oriented, n_boxes, scale, labelled
                               (gsd_m of the image as written; scale: the resampling applied to the source image,
-                              so native pixels = written pixels / scale)
+                              so native pixels = written pixels / scale; labelled 0: a source image whose labels
+                              were lost, not written, kept in the manifest so the split stays as it was)
     train.txt, val.txt        image lists; data.yaml (detect) and data-obb.yaml (obb) point at them
 """
 
@@ -27,7 +28,7 @@ from shipdet.detections import Detections
 from shipdet.geometry import obb_polygons, obb_to_xyxy, points_to_obb, xyxy_to_obb
 from shipdet.tiling import Window, tile_windows
 
-MANIFEST_FIELDS = ["name", "group", "source", "gsd_m", "oriented", "n_boxes", "scale"]
+MANIFEST_FIELDS = ["name", "group", "source", "gsd_m", "oriented", "n_boxes", "scale", "labelled"]
 
 
 def clip_to_window(dets: Detections, window: Window, min_visible: float) -> Detections:
@@ -65,10 +66,14 @@ class ConversionReport:
     images: int = 0
     boxes: int = 0
     empty_images: int = 0
+    unlabelled: int = 0
     skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"{self.images} images ({self.empty_images} without ships), {self.boxes} boxes"]
+        if self.unlabelled:
+            lines.append(f"{self.unlabelled} images left out as unlabelled (an empty label file, not a ship-free "
+                         "image)")
         if self.skipped:
             lines.append(f"{len(self.skipped)} skipped:")
             lines += [f"  - {s}" for s in self.skipped[:20]]
@@ -103,7 +108,8 @@ class YoloSetWriter:
         (self.out / "obb" / "labels" / f"{name}.txt").write_text(_lines(dets, width, height, True))
         self.rows.append({"name": name, "group": group, "source": self.source,
                           "gsd_m": "" if self.gsd_m is None else f"{self.gsd_m:g}",
-                          "oriented": str(int(oriented)), "n_boxes": str(len(dets)), "scale": f"{self.scale:g}"})
+                          "oriented": str(int(oriented)), "n_boxes": str(len(dets)), "scale": f"{self.scale:g}",
+                          "labelled": "1"})
         self.report.images += 1
         self.report.boxes += len(dets)
         self.report.empty_images += int(len(dets) == 0)
@@ -115,6 +121,13 @@ class YoloSetWriter:
         for w in tile_windows(width, height, tile, overlap):
             crop = image[w.row:w.row + w.height, w.col:w.col + w.width]
             self.add(f"{name}_{w.col}_{w.row}", crop, clip_to_window(dets, w, min_visible), group, oriented)
+
+    def add_unlabelled(self, name: str, group: str) -> None:
+        """An image whose labels were lost: neither a positive nor a ship-free example, so it is not written. Its
+        manifest row keeps its group's size, so the split of every other image stays what it was."""
+        self.rows.append({"name": name, "group": group, "source": self.source, "gsd_m": "", "oriented": "0",
+                          "n_boxes": "", "scale": f"{self.scale:g}", "labelled": "0"})
+        self.report.unlabelled += 1
 
     def skip(self, reason: str) -> None:
         self.report.skipped.append(reason)
@@ -145,4 +158,8 @@ def write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
 
 def read_manifest(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+        return [{"labelled": "1", **r} for r in csv.DictReader(fh)]  # sets converted before the column: all labelled
+
+
+def is_labelled(row: dict[str, str]) -> bool:
+    return row.get("labelled", "1") != "0"

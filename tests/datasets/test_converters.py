@@ -122,6 +122,29 @@ def test_yolo_class_map_and_dota(tmp_path):
     np.testing.assert_allclose(box[:4], [30, 15, 40, 10], atol=0.01)
 
 
+def test_lost_labels_are_left_out_without_moving_the_split(tmp_path):
+    # Twenty images, one group each: seven have an empty label file and one none at all (MASATI's lost labels).
+    (tmp_path / "y" / "labels").mkdir(parents=True)
+    for i in range(20):
+        _image(tmp_path / "y" / "images" / f"m{i:02d}.jpg", 32, 32)
+        if i != 19:
+            (tmp_path / "y" / "labels" / f"m{i:02d}.txt").write_text("" if i % 3 == 0 else "0 0.5 0.5 0.2 0.2\n")
+    lost = {f"m{i:02d}" for i in range(20) if i % 3 == 0 or i == 19}
+    sides = {}
+    for flag in (False, True):
+        out = tmp_path / f"out{flag}"
+        report = convert_yolo(tmp_path / "y" / "images", tmp_path / "y" / "labels", out, ClassMap.parse(None),
+                              source="masati", val_fraction=0.3, empty_unlabelled=flag)
+        assert (report.images, report.empty_images, report.unlabelled) == ((12, 0, 8) if flag else (20, 8, 0))
+        sides[flag] = {line.split(",")[2]: line.split(",")[3] for line in (out / "split.csv").read_text().split()[1:]}
+    assert set(sides[True]) == set(sides[False]) - lost  # left out, neither positives nor ship-free images
+    assert all(sides[True][n] == sides[False][n] for n in sides[True])  # every other image keeps its side
+    assert not (tmp_path / "outTrue" / "images" / "m00.jpg").exists()
+    listed = (tmp_path / "outTrue" / "train.txt").read_text() + (tmp_path / "outTrue" / "val.txt").read_text()
+    assert not any(f"/{n}.jpg" in listed for n in lost)
+    assert "8 images left out as unlabelled" in report.summary()
+
+
 def test_real_boats_vhr_and_sentinel2(real_data, tmp_path):
     from shipdet.datasets.sentinel2 import stack_scenes
 
