@@ -61,8 +61,8 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
     sides = {(s, g, n): side for s, g, n, side in _split_rows(out)}
     repeated = Counter[str]()
     for source, factor in sorted(oversample.items()):
-        chosen = [(root, r) for root, r in rows if r["source"] == source and int(r.get("n_boxes") or 0) > 0
-                  and sides[(source, r["group"], r["name"])] == "train"]
+        chosen = [(root, r) for root, r in rows if r["source"] == source and is_labelled(r)
+                  and int(r.get("n_boxes") or 0) > 0 and sides[(source, r["group"], r["name"])] == "train"]
         _append_train(out, chosen * (factor - 1))
         repeated[source] = len(chosen)
     return merge_report(out, {s: (repeated[s], oversample[s]) for s in repeated})
