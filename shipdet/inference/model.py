@@ -32,6 +32,7 @@ class ModelInfo:
     stride: int
     metadata: dict[str, str]
     card: dict[str, Any] = field(default_factory=dict)
+    default_conf: float = FALLBACK_CONF  # the threshold it is served at unless a request asks for another
 
     @property
     def name(self) -> str:
@@ -41,11 +42,6 @@ class ModelInfo:
     def scale_range(self) -> ScaleRange | None:
         """The ground sample distances the model was trained for (None: exported before scale was recorded)."""
         return ScaleRange.from_metadata(self.metadata)
-
-    @property
-    def default_conf(self) -> float:
-        """The threshold the model is served at by default (validated when the model is loaded)."""
-        return operating_conf(self.metadata)
 
     @property
     def version(self) -> str:
@@ -114,8 +110,7 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     task = props.get("task", "detect")
     if task not in ("detect", "obb"):
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
-    operating_conf(props)  # a bad recorded threshold stops the load, not the first request
-    return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card)
+    return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props))
 
 
 def session_options(threads: int = 0) -> Any:
