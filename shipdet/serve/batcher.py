@@ -69,15 +69,23 @@ class DynamicBatcher:
     def depth(self) -> int:
         return self.queue.qsize()
 
+    def enqueue(self, tiles: list[tuple[NDArray[np.float32], Letterbox]], params: DetectParams
+                ) -> list[asyncio.Future[tuple[Detections, dict[str, float]]]]:
+        """Queue letterboxed tiles now, all or none (QueueFullError): synchronous, so a caller can queue them
+        before it yields to the event loop and no other request can take their places in between."""
+        if self.queue.maxsize and self.queue.maxsize - self.queue.qsize() < len(tiles):
+            raise QueueFullError
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[tuple[Detections, dict[str, float]]]] = []
+        for tensor, box in tiles:
+            futures.append(loop.create_future())
+            self.queue.put_nowait(_Item(tensor, box, params, futures[-1]))
+        return futures
+
     async def submit(self, tensor: NDArray[np.float32], box: Letterbox, params: DetectParams
                      ) -> tuple[Detections, dict[str, float]]:
         """Queue one letterboxed tile; returns its detections and timings (queue, inference) in ms."""
-        future: asyncio.Future[tuple[Detections, dict[str, float]]] = asyncio.get_running_loop().create_future()
-        try:
-            self.queue.put_nowait(_Item(tensor, box, params, future))
-        except asyncio.QueueFull:
-            raise QueueFullError from None
-        return await future
+        return await self.enqueue([(tensor, box)], params)[0]
 
     @contextlib.contextmanager
     def announce(self) -> Iterator[None]:

@@ -119,14 +119,14 @@ class PreparedTile:
     tensors: list[tuple[NDArray[np.float32], Letterbox]]
 
 
-async def _submit_in_batches(batcher: DynamicBatcher, tensors: list[tuple[NDArray[np.float32], Letterbox]],
-                             params: DetectParams) -> list[tuple[Detections, dict[str, float]]]:
-    """A tile's windows, a batch's worth at a time: a large resampled tile takes its turns in the queue instead
-    of filling it (and turning other clients away)."""
-    results: list[tuple[Detections, dict[str, float]]] = []
-    for start in range(0, len(tensors), batcher.max_batch):
-        chunk = tensors[start:start + batcher.max_batch]
-        results += await asyncio.gather(*(batcher.submit(t, box, params) for t, box in chunk))
+async def _await_in_batches(batcher: DynamicBatcher, tensors: list[tuple[NDArray[np.float32], Letterbox]],
+                            queued: list[asyncio.Future[tuple[Detections, dict[str, float]]]], params: DetectParams
+                            ) -> list[tuple[Detections, dict[str, float]]]:
+    """A tile's windows, a batch's worth at a time (the first already `queued`): a large resampled tile takes
+    its turns in the queue instead of filling it (and turning other clients away)."""
+    results = list(await asyncio.gather(*queued))
+    for start in range(len(queued), len(tensors), batcher.max_batch):
+        results += await asyncio.gather(*batcher.enqueue(tensors[start:start + batcher.max_batch], params))
     return results
 
 
@@ -141,13 +141,14 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     deadline = started + svc.settings.request_timeout_s  # one deadline for decoding and inference together
     svc.check_capacity()
     try:
-        with batcher.announce():
+        with batcher.announce():  # the tile counts against the queue from its capacity check until it is in it
             tile = await asyncio.wait_for(
                 loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
                                      engine.input_size, engine.info.scale_range),
                 max(deadline - time.perf_counter(), 0.001))
-        params = q.batch_params(svc.default_conf(), svc.settings.iou)
-        results = await asyncio.wait_for(_submit_in_batches(batcher, tile.tensors, params),
+            params = q.batch_params(svc.default_conf(), svc.settings.iou)
+            queued = batcher.enqueue(tile.tensors[:batcher.max_batch], params)
+        results = await asyncio.wait_for(_await_in_batches(batcher, tile.tensors, queued, params),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
         raise svc.queue_full() from None

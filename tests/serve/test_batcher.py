@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shipdet.inference.engine import Engine
-from shipdet.serve.batcher import DetectParams, DynamicBatcher
+from shipdet.serve.batcher import DetectParams, DynamicBatcher, QueueFullError
 from tests.fake_model import detect_model
 
 
@@ -51,3 +51,20 @@ def test_a_lone_request_is_not_held_for_the_batch_delay(tmp_path):
     engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=1)
     sizes, latencies, _ = _run(engine, [np.zeros((64, 64, 3), np.uint8)], max_delay_ms=2000)
     assert sizes == [1] and latencies[0] < 1.0  # not the 2 s it would wait for company
+
+
+def test_enqueue_is_all_or_nothing_and_takes_its_places_at_once(tmp_path):
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=1)
+    batch, boxes = engine.preprocess([np.zeros((64, 64, 3), np.uint8)] * 3)
+    tiles = [(batch[i].copy(), boxes[i]) for i in range(3)]
+    params = DetectParams(conf=0.5, iou=0.45)
+
+    async def main() -> tuple[int, int]:
+        batcher = DynamicBatcher(engine, max_batch=8, max_delay_ms=0, queue_size=3)  # not started: nothing taken
+        batcher.enqueue(tiles[:2], params)
+        depth = batcher.depth  # counted before anything awaits: no other request can slip in between
+        with pytest.raises(QueueFullError):
+            batcher.enqueue(tiles[:2], params)  # one place left, two asked: none taken
+        return depth, batcher.depth
+
+    assert asyncio.run(main()) == (2, 2)
