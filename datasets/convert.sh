@@ -33,3 +33,12 @@ done
 # The Sentinel-2 tiles with ships are 3 % of the training images (202 of 6,029): listed 4 times, they weigh about
 # 12 % of an epoch (from stage 10 on; validation is never repeated).
 $SHIPDET datasets merge "${sets[@]}" --oversample "s2ports=${S2_OVERSAMPLE:-4}" --out "$S/merged"
+# Nine scenes hold too few ships to teach what a ship looks like at 10 m: up to COARSE_LIMIT (default 1,000; 0: none)
+# aerial training chips, blurred and shrunk to Sentinel-2 ship sizes and resampled to the working scale, join
+# training only (from stage 11 on). Validation is unchanged: the second merge splits the other sets as the first.
+if [ "${COARSE_LIMIT:-1000}" -gt 0 ]; then
+  $SHIPDET datasets coarsen "$S/merged" --source masati --source ge-ports --source boats --source airbus \
+      --working-scale "${S2_SCALES##* }" --limit "${COARSE_LIMIT:-1000}" --out "$S/coarse"
+  $SHIPDET datasets merge "${sets[@]}" "$S/coarse" --train-only coarse --oversample "s2ports=${S2_OVERSAMPLE:-4}" \
+      --out "$S/merged"
+fi

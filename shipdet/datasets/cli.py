@@ -157,6 +157,27 @@ def _source_factor(text: str) -> tuple[str, int]:
 
 
 @app.command()
+def coarsen(merged: Path = typer.Argument(..., help="A merged set (only its training images are used)."),
+            out: Path = OUT,
+            source: list[str] = typer.Option(..., "--source", help="Source whose chips are coarsened (repeatable)."),
+            lengths: str = typer.Option("6,40", help="Median ship length LOW,HIGH in coarse pixels (drawn "
+                                                     "log-uniformly; Sentinel-2 ships are 5-70 px at 10 m)."),
+            working_scale: float = typer.Option(4.0, help="The model's working scale for coarse imagery (x4: "
+                                                          "10 m is seen at 2.5 m)."),
+            limit: int = typer.Option(1000, help="Chips written at most."), seed: int = SEED) -> None:
+    """Simulated coarse imagery: aerial training chips blurred and shrunk until their ships are Sentinel-2 sized,
+    then resampled to the working scale as `shipdet rescore` does. Merge the result with `--train-only coarse`."""
+    from shipdet.datasets.coarsen import coarsen_set
+
+    low, _, high = lengths.partition(",")
+    try:
+        span = (float(low), float(high))
+    except ValueError:
+        raise typer.BadParameter(f"{lengths!r} is not LOW,HIGH (e.g. 6,40)", param_hint="--lengths") from None
+    _done(coarsen_set(merged, out, source, span, working_scale, limit, seed), out)
+
+
+@app.command()
 def review(run_dir: Path = typer.Argument(..., help="A `shipdet rescore` folder holding review.jsonl."),
            out: Path = OUT,
            val_fraction: float = VAL, seed: int = SEED) -> None:
