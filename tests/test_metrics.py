@@ -94,3 +94,14 @@ def test_map_matches_pycocotools(rng):
 
 def test_ap_without_predictions_is_zero():
     assert average_precision([D([])], [D([[0, 0, 10, 10]])], [0.5])[0.5] == 0.0
+
+
+def test_the_operating_points_hold_the_threshold_evaluated_at():
+    from shipdet.train.evaluate import OPERATING_CONFS, evaluate_predictions
+
+    truths = [D([[0, 0, 10, 10]]), D(np.zeros((0, 4)))]
+    preds = [D([[0, 0, 10, 10]], [0.34]), D([[5, 5, 9, 9]], [0.31])]  # the false alarm falls between 0.3 and 0.33
+    m = evaluate_predictions(preds, truths, ["a", "a"], [1.0, 1.0], conf=0.33, iou=0.5)
+    points = {o["conf"]: o for o in m["operating_points"]}
+    assert sorted(points) == sorted({*OPERATING_CONFS, 0.33})
+    assert points[0.33]["false_alarms_per_image"] == 0.0 and points[0.3]["false_alarms_per_image"] == 1.0

@@ -116,7 +116,8 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
         "recall_by_size_native_px": recall_by_size(truths, found, SIZE_EDGES_PX,
                                                    scale=[1 / f for f in (scales or [1.0] * len(truths))]),
         "false_alarms": false_alarms(kept, truths, areas),
-        "operating_points": [operating_point(preds, truths, t, iou, areas) for t in OPERATING_CONFS],
+        "operating_points": [operating_point(preds, truths, t, iou, areas)  # the threshold used among them
+                             for t in sorted({*OPERATING_CONFS, conf})],
         "by_source": {},
     }
     for source in sorted(set(sources)):
