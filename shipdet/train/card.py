@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shipdet.train.records import dataset_sources
+
 SOURCE_LICENCES = {
     "airbus": "Airbus Ship Detection Challenge (Kaggle, SPOT 1.5 m): competition terms, non-commercial",
     "boats": "Kaggle 'Ship Detection' (andrewmvd), via github.com/urielFamien95/RESNET_101: licence not stated",
@@ -18,6 +20,8 @@ SOURCE_LICENCES = {
     "masati": "MASATI-v2 (University of Alicante), via Kaggle 'Ships in Aerial Images': research use",
     "ge-ports": "Google Earth chips, via Kaggle 'Ships in Aerial Images': Google Earth terms, research use",
     "ucm-negatives": "UC Merced Land Use (USGS National Map orthoimagery): public domain",
+    "coarse": "made by shipdet from training chips of the aerial sets listed here (`shipdet datasets coarsen`): "
+              "their licences",
 }
 
 
@@ -37,11 +41,12 @@ def _training_metrics(weights: Path) -> dict[str, Any]:
 
 
 def _sources(record: dict[str, Any]) -> list[str]:
+    """The sources the run trained on, as recorded when it started; runs recorded before that field: the split
+    the data YAML has now (which may have been remade since)."""
+    if "sources" in record:
+        return [str(s) for s in record["sources"]]
     data = record.get("dataset")
-    split = Path(str(data)).parent / "split.csv" if data else None
-    if split is None or not split.is_file():
-        return []
-    return sorted({line.split(",")[0] for line in split.read_text().splitlines()[1:] if line})
+    return dataset_sources(Path(str(data))) if data else []
 
 
 def write_card(onnx_path: Path, card: dict[str, Any], weights: Path) -> None:

@@ -40,6 +40,14 @@ def dataset_hash(data_yaml: Path) -> str:
     return digest.hexdigest()
 
 
+def dataset_sources(data_yaml: Path) -> list[str]:
+    """The sources a merged set's split holds (its `split.csv` beside the data YAML); none for other sets."""
+    split = data_yaml.parent / "split.csv"
+    if not split.is_file():
+        return []
+    return sorted({line.split(",")[0] for line in split.read_text().splitlines()[1:] if line})
+
+
 def git_commit(start: Path | None = None) -> str:
     """The code's commit, with `+dirty` when the working tree has changes; `unknown` outside git."""
     cwd = start or Path(__file__).resolve().parent
@@ -61,6 +69,7 @@ def write_run_record(save_dir: Path, config: dict[str, Any], data_yaml: Path) ->
         "config": config,
         "dataset": str(data_yaml),
         "dataset_sha256": dataset_hash(data_yaml),
+        "sources": dataset_sources(data_yaml),  # the card's licences: the lists may be remade after training
         "git_commit": git_commit(),
         "command": " ".join(sys.argv),
         "versions": {"ultralytics": ultralytics.__version__, "torch": torch.__version__},

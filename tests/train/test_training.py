@@ -80,6 +80,7 @@ def test_run_record(run):
     record = json.loads((run["folder"] / "shipdet_run.json").read_text())
     assert len(record["dataset_sha256"]) == 64 and record["git_commit"]
     assert record["config"]["task"] == "obb" and record["config"]["epochs"] == EPOCHS
+    assert record["sources"] == ["synth"]  # what the card's licences are read from
     assert (run["folder"] / "weights" / "best.pt").is_file()
 
 
@@ -184,6 +185,25 @@ def test_card_names_every_training_stage_and_appends_notes(tmp_path, monkeypatch
             "names": {0: "ship"}, "parity": {}, "training": record, "notes": "## Limitations\n- small ships"}
     text = card_markdown(card)
     assert "earlier run: `shipdet train --epochs 30`" in text and text.rstrip().endswith("- small ships")
+
+
+def test_card_licences_are_those_of_the_sources_the_run_trained_on(tmp_path):
+    """The lists are remade after training (a source added): the card still names what the model learnt from."""
+    from shipdet.train.card import write_card
+
+    data = tmp_path / "merged"
+    data.mkdir()
+    (data / "split.csv").write_text("source,group,name,split\nmasati,g,a,train\ncoarse,g,b,train\n")
+    weights = tmp_path / "run" / "weights" / "best.pt"
+    card = {"name": "m", "version": "1", "file": "m.onnx", "sha256": "0", "task": "detect", "imgsz": 512,
+            "names": {0: "ship"}, "parity": {},
+            "training": {"dataset": str(data / "data.yaml"), "sources": ["masati"]}}
+    write_card(tmp_path / "m.onnx", card, weights)
+    assert list(json.loads((tmp_path / "m.card.json").read_text())["data_sources"]) == ["masati"]
+    del card["training"]["sources"]  # a run recorded before the field: the split as it is now
+    write_card(tmp_path / "m.onnx", card, weights)
+    licences = json.loads((tmp_path / "m.card.json").read_text())["data_sources"]
+    assert list(licences) == ["coarse", "masati"] and "unknown" not in licences["coarse"]
 
 
 def test_gpu_kit_packs_and_trains_end_to_end_on_the_cpu(run, tmp_path, monkeypatch):
