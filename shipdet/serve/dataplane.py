@@ -140,6 +140,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     loop = asyncio.get_running_loop()
     deadline = started + svc.settings.request_timeout_s  # one deadline for decoding and inference together
     svc.check_capacity()
+    queued: list[asyncio.Future[tuple[Detections, dict[str, float]]]] = []
     try:
         with batcher.announce():  # the tile counts against the queue from its capacity check until it is in it
             tile = await asyncio.wait_for(
@@ -155,6 +156,9 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     except TimeoutError:
         svc.metrics.reject("deadline")
         raise ApiError(504, "deadline_exceeded", f"no result within {svc.settings.request_timeout_s} s") from None
+    finally:
+        for future in queued:  # timed out or abandoned: the batcher skips what nobody waits for any more
+            future.cancel()
     dets, timing = results[0]
     if len(tile.windows) > 1:
         per_window = [(win, d.shifted(win.col, win.row)) for win, (d, _) in zip(tile.windows, results, strict=True)]
