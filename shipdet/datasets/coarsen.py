@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
 from shipdet.datasets.images import read_rgb8
-from shipdet.datasets.merge import set_class_names
+from shipdet.datasets.merge import read_split, set_class_names
 from shipdet.datasets.writer import ConversionReport, YoloSetWriter, read_manifest
 from shipdet.detections import Detections
 from shipdet.errors import ConfigError, DatasetNotFoundError
@@ -69,13 +69,8 @@ def _roots(merged: Path) -> dict[str, Path]:
 
 def _train_images(merged: Path, sources: Sequence[str]) -> list[tuple[str, str, str]]:
     """(source, group, name) of the merged split's training images from `sources`."""
-    rows = []
-    for line in (merged / "split.csv").read_text().splitlines()[1:]:
-        source, rest = line.split(",", 1)
-        group, name, side = rest.rsplit(",", 2)
-        if side == "train" and source in sources:
-            rows.append((source, group, name))
-    return rows
+    return [(source, group, name) for source, group, name, side in read_split(merged)
+            if side == "train" and source in sources]
 
 
 def coarsen_set(merged: Path, out: Path, sources: Sequence[str], lengths: tuple[float, float] = (6.0, 40.0),

@@ -58,7 +58,7 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
     _append_train(out, forced_train)
     with open(out / "split.csv", "a") as fh:
         fh.writelines(f"{r['source']},{r['group']},{r['name']},train\n" for _, r in forced_train)
-    sides = {(s, g, n): side for s, g, n, side in _split_rows(out)}
+    sides = {(s, g, n): side for s, g, n, side in read_split(out)}
     repeated = Counter[str]()
     for source, factor in sorted(oversample.items()):
         chosen = [(root, r) for root, r in rows if r["source"] == source and is_labelled(r)
@@ -75,7 +75,7 @@ def _append_train(out: Path, rows: Sequence[tuple[Path, dict[str, str]]]) -> Non
             fo.write(str(root.resolve() / "obb" / "images" / f"{r['name']}.jpg") + "\n")
 
 
-def _split_rows(out: Path) -> list[tuple[str, str, str, str]]:
+def read_split(out: Path) -> list[tuple[str, str, str, str]]:
     """(source, group, name, side) per image; a group may hold commas, the other fields do not."""
     rows = []
     for line in (out / "split.csv").read_text().splitlines()[1:]:
@@ -89,7 +89,7 @@ def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = 
     """`oversampled`: source -> (training images with ships, times each is listed)."""
     per: Counter[tuple[str, str]] = Counter()
     groups: dict[tuple[str, str], set[str]] = {}
-    for source, group, _, side in _split_rows(out):
+    for source, group, _, side in read_split(out):
         per[(source, side)] += 1
         groups.setdefault((source, side), set()).add(group)
     sources = sorted({s for s, _ in per})
