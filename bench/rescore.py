@@ -156,7 +156,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=REPO / "weights" / "shipdet-default.onnx")
     ap.add_argument("--overlap", type=int, default=64)
     ap.add_argument("--pt", type=Path, help="the same model's PyTorch weights: also time SAHI's usual .pt path")
-    ap.add_argument("--conf", type=float, default=0.25, help="the service's default operating point")
+    ap.add_argument("--conf", type=float, default=0.25,
+                    help="confidence for both tools: the same in every run, so runs compare (not the model's own)")
     ap.add_argument("--big", type=int, default=8000)
     ap.add_argument("--huge", type=int, default=20000)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
