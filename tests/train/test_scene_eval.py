@@ -44,6 +44,15 @@ def test_scenes_are_measured_at_the_model_threshold_unless_told(port: tuple[Path
     assert asked[0]["conf"] == 0.25 and (asked[0]["tp"], asked[0]["fp"], asked[0]["recall"]) == (2, 0, 1.0)
     assert own[0]["per_scene_recall"] == {"porta_rgb": 0.5} and own[0]["tiles"] == 1
     assert "conf 0.7, IoU 0.3" in scenes_markdown(own, model, 0.3)
+    assert "| 1 of 2 (0.09-0.91) |" in scenes_markdown(own, model, 0.3)  # Wilson: 0.5 -+ 0.41 for two ships
+
+
+def test_the_recall_interval_is_wilson_s() -> None:
+    from shipdet.train.scene_eval import recall_interval
+
+    low, high = recall_interval(5, 24) or (0.0, 0.0)
+    assert (round(low, 3), round(high, 3)) == (0.092, 0.405)  # by hand: (p + z^2/2n -+ z sqrt(...)) / (1 + z^2/n)
+    assert recall_interval(0, 0) is None
 
 
 def test_a_scene_without_truth_is_named(port: tuple[Path, Path], tmp_path: Path) -> None:
