@@ -40,7 +40,8 @@ MAX_FACTOR = 0.5  # a chip whose ships are already small is not coarsened: it wo
 def coarsen_chip(image: NDArray[np.uint8], dets: Detections, target_px: float, working_scale: float
                  ) -> tuple[NDArray[np.uint8], Detections] | None:
     """`image` with its median ship `target_px` coarse pixels long, then resampled by `working_scale`; boxes
-    follow exactly. None when its ships are too small to be coarsened that far (factor above MAX_FACTOR)."""
+    follow exactly. None without ships, or when they are too small to be coarsened that far (factor above
+    MAX_FACTOR)."""
     if not len(dets):
         return None
     lengths = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
@@ -100,13 +101,16 @@ def coarsen_set(merged: Path, out: Path, sources: Sequence[str], lengths: tuple[
         if writer.report.images >= limit:
             break
         root = roots[source]
-        image = read_rgb8(root / "images" / f"{name}.jpg")
+        target = math.exp(rng.uniform(math.log(lo), math.log(hi)))  # drawn for every chip: the same seed, the same set
         label = root / "labels" / f"{name}.txt"
-        dets = from_yolo_lines(label.read_text().splitlines(), image.shape[1], image.shape[0], names, str(label))
-        target = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        lines = label.read_text().splitlines()
+        if not any(line.strip() for line in lines):
+            continue  # ship-free: nothing to coarsen, and no image to decode
+        image = read_rgb8(root / "images" / f"{name}.jpg")
+        dets = from_yolo_lines(lines, image.shape[1], image.shape[0], names, str(label))
         result = coarsen_chip(image, dets, target, working_scale)
         if result is None:
-            writer.skip(f"{source}/{name}: no ships, or too small for {target:.0f} coarse px")
+            writer.skip(f"{source}/{name}: ships too small for {target:.0f} coarse px")
             continue
         writer.add(f"{source}_{name}", result[0], result[1], f"{source}/{group}", oriented=False)
     writer.close(val_fraction=0.0)
