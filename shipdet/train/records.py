@@ -42,10 +42,11 @@ def dataset_hash(data_yaml: Path) -> str:
 
 def dataset_sources(data_yaml: Path) -> list[str]:
     """The sources a merged set's split holds (its `split.csv` beside the data YAML); none for other sets."""
-    split = data_yaml.parent / "split.csv"
-    if not split.is_file():
+    from shipdet.datasets.merge import read_split
+
+    if not (data_yaml.parent / "split.csv").is_file():
         return []
-    return sorted({line.split(",")[0] for line in split.read_text().splitlines()[1:] if line})
+    return sorted({source for source, *_ in read_split(data_yaml.parent)})
 
 
 def git_commit(start: Path | None = None) -> str:
