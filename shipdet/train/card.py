@@ -76,6 +76,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- training commit: `{training.get('git_commit', 'unknown')}`, dataset sha256 "
              f"`{training.get('dataset_sha256', 'unknown')}`",
              f"- training command: `{training.get('command', 'unknown')}`",
+             *([f"- weights: the uniform average of {len(training['averaged'])} checkpoints (`shipdet average`): "
+                + "; ".join(f"`{a['weights']}` (`{a['command']}`)" for a in training["averaged"])]
+               if training.get("averaged") else []),
              f"- model: {config.get('model') or 'default'}, epochs {config.get('epochs')}, "
              f"imgsz {config.get('imgsz')}, device {config.get('device') or 'auto'}"
              + "".join(f", {k} {v}" for k, v in (config.get("extra") or {}).items()),  # SHIPDET_TRAIN_EXTRA

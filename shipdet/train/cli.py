@@ -1,4 +1,4 @@
-"""`shipdet train`, `shipdet evaluate`, `shipdet export`."""
+"""`shipdet train`, `average`, `evaluate`, `evaluate-scenes`, `export`, `unfold`, `card`."""
 
 from __future__ import annotations
 
@@ -80,6 +80,21 @@ def register(app: typer.Typer) -> None:
         record = unfold_model(model, out, data, arch)
         typer.echo(f"wrote {out} (largest output difference from the ONNX model: "
                    f"{record['max_output_difference']:.2e}); train from it with --model {out}")
+
+    @app.command()
+    def average(
+        weights: list[Path] = typer.Argument(..., help="Checkpoints of one lineage (stages trained one from "
+                                                       "another); the last one's record and lineage are kept."),
+        out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); a run record goes beside it."),
+    ) -> None:
+        """Average the weights of several checkpoints uniformly (a model soup); export and measure it as a stage."""
+        import shlex
+        import sys
+
+        from shipdet.train.average import average_checkpoints
+
+        average_checkpoints(weights, out, shlex.join(["shipdet", *sys.argv[1:]]))
+        typer.echo(f"wrote {out}, the mean of {len(weights)} checkpoints; measure it: shipdet export {out} ...")
 
     @app.command()
     def evaluate(
