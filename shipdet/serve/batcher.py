@@ -55,6 +55,7 @@ class DynamicBatcher:
         self.on_batch = on_batch  # callable(batch_size, seconds) for metrics
         self._task: asyncio.Task[None] | None = None
         self.incoming = 0  # tiles being decoded that will be submitted next (event-loop only)
+        self._room_waiters: list[asyncio.Future[None]] = []  # later windows of admitted tiles, waiting for room
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -82,6 +83,39 @@ class DynamicBatcher:
             self.queue.put_nowait(_Item(tensor, box, params, futures[-1]))
         return futures
 
+    def free_places(self) -> int:
+        """Places in the queue that no tile being decoded holds (each holds one from its capacity check)."""
+        if not self.queue.maxsize:
+            return self.max_batch
+        return self.queue.maxsize - self.queue.qsize() - self.incoming
+
+    async def enqueue_in_turn(self, tiles: list[tuple[NDArray[np.float32], Letterbox]], params: DetectParams
+                              ) -> list[asyncio.Future[tuple[Detections, dict[str, float]]]]:
+        """Queue the later windows of an admitted tile as places free up, never taking the place a tile being
+        decoded holds: the tile was let in, so it waits its turn (within its deadline) instead of failing."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[tuple[Detections, dict[str, float]]]] = []
+        try:
+            while len(futures) < len(tiles):
+                free = self.free_places()
+                if free <= 0:
+                    waiter = loop.create_future()
+                    self._room_waiters.append(waiter)
+                    await waiter
+                    continue
+                futures += self.enqueue(tiles[len(futures):len(futures) + free], params)
+        except asyncio.CancelledError:
+            for future in futures:  # the request gave up: the batcher skips what nobody waits for any more
+                future.cancel()
+            raise
+        return futures
+
+    def _room_changed(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     async def submit(self, tensor: NDArray[np.float32], box: Letterbox, params: DetectParams
                      ) -> tuple[Detections, dict[str, float]]:
         """Queue one letterboxed tile; returns its detections and timings (queue, inference) in ms."""
@@ -95,14 +129,17 @@ class DynamicBatcher:
             yield
         finally:
             self.incoming -= 1
+            self._room_changed()
 
     async def _collect(self) -> list[_Item]:
         first = await self.queue.get()
         batch = [first]
+        self._room_changed()
         deadline = first.enqueued + self.max_delay
         while len(batch) < self.max_batch:
             if not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+                self._room_changed()
                 continue
             if self.incoming == 0:  # no other tile is on its way: waiting would only add latency
                 break
@@ -111,6 +148,7 @@ class DynamicBatcher:
                 break
             try:
                 batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                self._room_changed()
             except TimeoutError:
                 break
         return [item for item in batch if not item.future.done()]  # drop requests already timed out

@@ -123,10 +123,12 @@ async def _await_in_batches(batcher: DynamicBatcher, tensors: list[tuple[NDArray
                             queued: list[asyncio.Future[tuple[Detections, dict[str, float]]]], params: DetectParams
                             ) -> list[tuple[Detections, dict[str, float]]]:
     """A tile's windows, a batch's worth at a time (the first already `queued`): a large resampled tile takes
-    its turns in the queue instead of filling it (and turning other clients away)."""
+    its turns in the queue instead of filling it (and turning other clients away), and waits for room instead
+    of failing when other clients filled it meanwhile."""
     results = list(await asyncio.gather(*queued))
     for start in range(len(queued), len(tensors), batcher.max_batch):
-        results += await asyncio.gather(*batcher.enqueue(tensors[start:start + batcher.max_batch], params))
+        later = await batcher.enqueue_in_turn(tensors[start:start + batcher.max_batch], params)
+        results += await asyncio.gather(*later)
     return results
 
 
@@ -148,7 +150,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                                      engine.input_size, engine.info.scale_range),
                 max(deadline - time.perf_counter(), 0.001))
             params = q.batch_params(svc.default_conf(), svc.settings.iou)
-            queued = batcher.enqueue(tile.tensors[:batcher.max_batch], params)
+            queued = batcher.enqueue(tile.tensors[:1], params)  # the one place its capacity check held for it
         results = await asyncio.wait_for(_await_in_batches(batcher, tile.tensors, queued, params),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:

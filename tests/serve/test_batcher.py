@@ -68,3 +68,45 @@ def test_enqueue_is_all_or_nothing_and_takes_its_places_at_once(tmp_path):
         return depth, batcher.depth
 
     assert asyncio.run(main()) == (2, 2)
+
+
+def test_later_windows_wait_for_room_and_never_take_a_place_held_for_decoding(tmp_path):
+    """An admitted tile's later windows go in as places free up; a place held by a tile being decoded stays its."""
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=1)
+    batch, boxes = engine.preprocess([np.zeros((64, 64, 3), np.uint8)] * 3)
+    tiles = [(batch[i].copy(), boxes[i]) for i in range(3)]
+    params = DetectParams(conf=0.5, iou=0.45)
+
+    async def main() -> tuple[list[int], int]:
+        batcher = DynamicBatcher(engine, max_batch=8, max_delay_ms=0, queue_size=3)  # not started yet
+        batcher.enqueue(tiles[:1], params)  # another request's tile
+        depths = []
+        with batcher.announce():  # a tile being decoded holds one of the two places left
+            later = asyncio.create_task(batcher.enqueue_in_turn(tiles, params))
+            await asyncio.sleep(0.05)
+            depths.append(batcher.depth)  # one window took the one free place, then waited
+            assert not later.done()
+        await asyncio.sleep(0.05)  # that tile failed to decode: its place is free again
+        depths.append(batcher.depth)
+        assert not later.done()
+        batcher.start()  # the batcher takes the queue: the last window goes in
+        futures = await asyncio.wait_for(later, 5)
+        results = await asyncio.wait_for(asyncio.gather(*futures), 5)
+        await batcher.stop()
+        return depths, len(results)
+
+    assert asyncio.run(main()) == ([2, 3], 3)
+
+
+def test_a_request_that_gives_up_while_waiting_for_room_withdraws_its_windows(tmp_path):
+    engine = Engine(detect_model(tmp_path / "fake.onnx"), providers=["cpu"], streams=1)
+    batch, boxes = engine.preprocess([np.zeros((64, 64, 3), np.uint8)] * 3)
+    tiles = [(batch[i].copy(), boxes[i]) for i in range(3)]
+
+    async def main() -> list[bool]:
+        batcher = DynamicBatcher(engine, max_batch=8, max_delay_ms=0, queue_size=2)  # never started: no room
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batcher.enqueue_in_turn(tiles, DetectParams(conf=0.5, iou=0.45)), 0.1)
+        return [batcher.queue.get_nowait().future.cancelled() for _ in range(batcher.depth)]
+
+    assert asyncio.run(main()) == [True, True]  # the two it had queued are skipped by the batcher
