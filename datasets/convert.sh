@@ -36,9 +36,13 @@ $SHIPDET datasets merge "${sets[@]}" --oversample "s2ports=${S2_OVERSAMPLE:-4}" 
 # Nine scenes hold too few ships to teach what a ship looks like at 10 m: up to COARSE_LIMIT (default 1,000; 0: none)
 # aerial training chips, blurred and shrunk to Sentinel-2 ship sizes and resampled to the working scale, join
 # training only (from stage 11 on). Validation is unchanged: the second merge splits the other sets as the first.
+# COARSE_NEGATIVES (default 500) ship-free chips go through the same blur and scales (from stage 12 on): with ships
+# in every coarse chip, stage 11 doubled its false alarms on ship-free Sentinel-2 tiles.
 if [ "${COARSE_LIMIT:-1000}" -gt 0 ]; then
   $SHIPDET datasets coarsen "$S/merged" --source masati --source ge-ports --source boats --source airbus \
-      --working-scale "${S2_SCALES##* }" --limit "${COARSE_LIMIT:-1000}" --out "$S/coarse"
+      --working-scale "${S2_SCALES##* }" --limit "${COARSE_LIMIT:-1000}" --out "$S/coarse" \
+      --negatives "${COARSE_NEGATIVES:-500}" --negative-source ucm-negatives --negative-source ge-ports \
+      --negative-source masati --negative-source airbus
   $SHIPDET datasets merge "${sets[@]}" "$S/coarse" --train-only coarse --oversample "s2ports=${S2_OVERSAMPLE:-4}" \
       --out "$S/merged"
 fi

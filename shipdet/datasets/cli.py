@@ -164,9 +164,15 @@ def coarsen(merged: Path = typer.Argument(..., help="A merged set (only its trai
                                                      "log-uniformly; Sentinel-2 ships are 5-70 px at 10 m)."),
             working_scale: float = typer.Option(4.0, help="The model's working scale for coarse imagery (x4: "
                                                           "10 m is seen at 2.5 m)."),
-            limit: int = typer.Option(1000, help="Chips written at most."), seed: int = SEED) -> None:
+            limit: int = typer.Option(1000, help="Chips with ships written at most."),
+            negatives: int = typer.Option(0, help="Ship-free chips written at most, each coarsened by a factor the "
+                                                  "chips with ships got."),
+            negative_source: list[str] = typer.Option([], "--negative-source",
+                                                      help="Source whose ship-free chips are coarsened (repeatable)."),
+            seed: int = SEED) -> None:
     """Simulated coarse imagery: aerial training chips blurred and shrunk until their ships are Sentinel-2 sized,
-    then resampled to the working scale as `shipdet rescore` does. Merge the result with `--train-only coarse`."""
+    then resampled to the working scale as `shipdet rescore` does; ship-free chips too, so that blurred imagery
+    does not always hold a ship. Merge the result with `--train-only coarse`."""
     from shipdet.datasets.coarsen import coarsen_set
 
     low, _, high = lengths.partition(",")
@@ -174,7 +180,7 @@ def coarsen(merged: Path = typer.Argument(..., help="A merged set (only its trai
         span = (float(low), float(high))
     except ValueError:
         raise typer.BadParameter(f"{lengths!r} is not LOW,HIGH (e.g. 6,40)", param_hint="--lengths") from None
-    _done(coarsen_set(merged, out, source, span, working_scale, limit, seed), out)
+    _done(coarsen_set(merged, out, source, span, working_scale, limit, seed, negatives, negative_source), out)
 
 
 @app.command()

@@ -37,11 +37,17 @@ MIN_VISIBLE_PX = 3.0  # a ship shorter than this in coarse pixels is not labelle
 MAX_FACTOR = 0.5  # a chip whose ships are already small is not coarsened: it would hardly change
 
 
+def _coarse(image: NDArray[np.uint8], factor: float) -> NDArray[np.uint8]:
+    """Blurred by the sensor's PSF, then area-averaged by `factor` (< 1)."""
+    blurred = Image.fromarray(image).filter(ImageFilter.GaussianBlur(PSF_SIGMA / factor))
+    return resample(np.asarray(blurred), factor)
+
+
 def coarsen_chip(image: NDArray[np.uint8], dets: Detections, target_px: float, working_scale: float
-                 ) -> tuple[NDArray[np.uint8], Detections] | None:
+                 ) -> tuple[NDArray[np.uint8], Detections, float] | None:
     """`image` with its median ship `target_px` coarse pixels long, then resampled by `working_scale`; boxes
-    follow exactly. None without ships, or when they are too small to be coarsened that far (factor above
-    MAX_FACTOR)."""
+    follow exactly; and the factor used. None without ships, or when they are too small to be coarsened that
+    far (factor above MAX_FACTOR)."""
     if not len(dets):
         return None
     lengths = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
@@ -49,13 +55,18 @@ def coarsen_chip(image: NDArray[np.uint8], dets: Detections, target_px: float, w
     if factor > MAX_FACTOR:
         return None
     height, width = image.shape[:2]
-    blurred = Image.fromarray(image).filter(ImageFilter.GaussianBlur(PSF_SIGMA / factor))
-    coarse = resample(np.asarray(blurred), factor)
+    coarse = _coarse(image, factor)
     sx, sy = coarse.shape[1] / width, coarse.shape[0] / height
     visible = np.flatnonzero(lengths * min(sx, sy) >= MIN_VISIBLE_PX)
     fine = resample(coarse, working_scale)
     kept = dets[visible]
-    return fine, kept.scaled(sx * fine.shape[1] / coarse.shape[1], sy * fine.shape[0] / coarse.shape[0])
+    return fine, kept.scaled(sx * fine.shape[1] / coarse.shape[1], sy * fine.shape[0] / coarse.shape[0]), factor
+
+
+def coarsen_empty_chip(image: NDArray[np.uint8], factor: float, working_scale: float) -> NDArray[np.uint8]:
+    """A ship-free chip through the same blur and scales: coarse imagery without ships, so that the model does
+    not learn that blurred, upsampled imagery always holds a ship."""
+    return resample(_coarse(image, factor), working_scale)
 
 
 def _roots(merged: Path) -> dict[str, Path]:
@@ -75,9 +86,11 @@ def _train_images(merged: Path, sources: Sequence[str]) -> list[tuple[str, str, 
 
 
 def coarsen_set(merged: Path, out: Path, sources: Sequence[str], lengths: tuple[float, float] = (6.0, 40.0),
-                working_scale: float = 4.0, limit: int = 1000, seed: int = 0) -> ConversionReport:
-    """Write up to `limit` coarse twins of the training chips with ships of `sources` as a set (source `coarse`,
-    group `source/group` of the original chip)."""
+                working_scale: float = 4.0, limit: int = 1000, seed: int = 0, negatives: int = 0,
+                negative_sources: Sequence[str] = ()) -> ConversionReport:
+    """Write up to `limit` coarse twins of the training chips with ships of `sources`, then up to `negatives`
+    of the ship-free training chips of `negative_sources` (each at a factor drawn from those the chips with ships
+    got), as a set (source `coarse`, group `source/group` of the original chip)."""
     for name in ("split.csv", "train.txt", "val.txt"):
         if not (merged / name).is_file():
             raise DatasetNotFoundError(f"{merged} is not a merged set: {name} is missing",
@@ -88,7 +101,7 @@ def coarsen_set(merged: Path, out: Path, sources: Sequence[str], lengths: tuple[
     if working_scale < 1:
         raise ConfigError(f"the working scale upsamples coarse imagery: it must be >= 1, got {working_scale}")
     roots = _roots(merged)
-    missing = sorted(set(sources) - set(roots))
+    missing = sorted((set(sources) | set(negative_sources)) - set(roots))
     if missing:
         raise DatasetNotFoundError(f"no source {missing} in {merged}", f"sources there: {sorted(roots)}")
     names = set_class_names(roots[sources[0]])
@@ -97,6 +110,7 @@ def coarsen_set(merged: Path, out: Path, sources: Sequence[str], lengths: tuple[
     rng = random.Random(seed + 1)
     writer = YoloSetWriter(out, names, source=SOURCE, gsd_m=10.0 / working_scale, scale=working_scale)
     bar = progress(chosen, desc="coarsen", total=len(chosen), unit="image")
+    factors: list[float] = []
     for source, group, name in bar:
         if writer.report.images >= limit:
             break
@@ -113,5 +127,28 @@ def coarsen_set(merged: Path, out: Path, sources: Sequence[str], lengths: tuple[
             writer.skip(f"{source}/{name}: ships too small for {target:.0f} coarse px")
             continue
         writer.add(f"{source}_{name}", result[0], result[1], f"{source}/{group}", oriented=False)
+        factors.append(result[2])
+    if negatives:
+        _add_negatives(writer, roots, _train_images(merged, negative_sources), factors, working_scale, negatives,
+                       random.Random(seed + 2))
     writer.close(val_fraction=0.0)
     return writer.report
+
+
+def _add_negatives(writer: YoloSetWriter, roots: dict[str, Path], candidates: list[tuple[str, str, str]],
+                   factors: list[float], working_scale: float, count: int, rng: random.Random) -> None:
+    if not factors:
+        raise ConfigError("no chip with ships was coarsened, so there are no factors to coarsen ship-free chips by",
+                          "give --source sets with ships")
+    rng.shuffle(candidates)
+    written = 0
+    for source, group, name in candidates:
+        if written >= count:
+            break
+        label = roots[source] / "labels" / f"{name}.txt"
+        if any(line.strip() for line in label.read_text().splitlines()):
+            continue
+        image = coarsen_empty_chip(read_rgb8(roots[source] / "images" / f"{name}.jpg"), rng.choice(factors),
+                                   working_scale)
+        writer.add(f"{source}_{name}", image, Detections.empty(), f"{source}/{group}", oriented=False)
+        written += 1

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from shipdet.datasets.coarsen import coarsen_chip, coarsen_set
 from shipdet.datasets.merge import merge_sets
@@ -21,8 +22,8 @@ def test_a_coarsened_ship_is_blurred_and_its_box_follows_it_exactly():
     image, dets = _chip([(100, 150, 180, 170), (300, 300, 306, 303)])  # 80 px and 6 px long
     out = coarsen_chip(image, dets, target_px=10.0, working_scale=4.0)  # median 43 px -> factor 10/43
     assert out is not None
-    fine, boxes = out
-    factor = 10.0 / 43.0
+    fine, boxes, factor = out
+    assert factor == pytest.approx(10.0 / 43.0)
     coarse = round(400 * factor)
     assert fine.shape == (4 * coarse, 4 * coarse, 3)
     scale = 4 * coarse / 400
@@ -67,6 +68,31 @@ def test_only_training_chips_are_coarsened_and_validation_stays_as_it_was(tmp_pa
     assert (tmp_path / "m2" / "val.txt").read_text() == val_before
     assert sum("/coarse/" in p for p in (tmp_path / "m2" / "train.txt").read_text().split()) == len(rows)
     assert coarsen_set(tmp_path / "m", tmp_path / "few", ["aerial"], lengths=(6, 12), limit=2).images == 2
+
+
+def test_ship_free_chips_are_coarsened_too_at_the_factors_the_ships_got(tmp_path):
+    """Without them every blurred, upsampled training chip would hold a ship: a bias the model would learn."""
+    _aerial_set(tmp_path / "aerial", 16)
+    merge_sets([tmp_path / "aerial"], tmp_path / "m", val_fraction=0.4)
+    split = [line.split(",") for line in (tmp_path / "m" / "split.csv").read_text().splitlines()[1:]]
+    empty_train = {name for _, _, name, side in split if side == "train" and int(name[1:]) % 4 == 0}
+    alone = coarsen_set(tmp_path / "m", tmp_path / "c0", ["aerial"], lengths=(6, 12), limit=100)
+    both = coarsen_set(tmp_path / "m", tmp_path / "c1", ["aerial"], lengths=(6, 12), limit=100, negatives=50,
+                       negative_sources=["aerial"])
+    rows = read_manifest(tmp_path / "c1" / "manifest.csv")
+    empties = [r for r in rows if r["name"].removeprefix("aerial_") in empty_train]
+    assert empty_train and len(empties) == len(empty_train) == both.images - alone.images
+    ships = read_manifest(tmp_path / "c0" / "manifest.csv")
+    assert [r["name"] for r in rows[:len(ships)]] == [r["name"] for r in ships]  # the chips with ships unchanged
+    def side(folder: str, name: str) -> int:
+        return Image.open(tmp_path / folder / "images" / f"{name}.jpg").width
+
+    sides = {side("c0", r["name"]) for r in ships}
+    for row in empties:
+        assert not (tmp_path / "c1" / "labels" / f"{row['name']}.txt").read_text().strip()
+        assert side("c1", row["name"]) in sides  # 256 px shrunk by one of the ships' factors, then x4
+    with pytest.raises(DatasetNotFoundError, match=r"no source \['ucm'\]"):
+        coarsen_set(tmp_path / "m", tmp_path / "c2", ["aerial"], negatives=5, negative_sources=["ucm"])
 
 
 def test_bad_requests_name_what_is_wrong(tmp_path):
