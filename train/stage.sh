@@ -13,6 +13,10 @@ RUN="work/runs/$NAME"
 if [ -f "$RUN/weights/last.pt" ]; then
   exec nice -n 19 .venv/bin/shipdet train --resume "$RUN/weights/last.pt"
 fi
+if [ -d "$RUN" ]; then  # stopped before its first checkpoint: nothing to resume, and ultralytics would pick NAME2
+  mv "$RUN" "$RUN.no-checkpoint.$(date +%Y%m%d%H%M%S)"
+  echo "moved aside $RUN (no checkpoint to resume); starting the stage again" >&2
+fi
 exec nice -n 19 .venv/bin/shipdet train work/sets/merged/data.yaml --task detect --model "$START" --epochs "$EPOCHS" \
   --imgsz "$IMGSZ" --batch 16 --close-mosaic 1 --patience 100 --workers 2 --threads 2 --device cpu \
   --project work/runs --name "$NAME"
