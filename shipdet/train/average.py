@@ -26,7 +26,9 @@ def _network(path: Path) -> tuple[dict[str, Any], Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise ModelLoadError(f"cannot read checkpoint {path}: {exc}") from exc
-    network = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    network = None
+    if isinstance(checkpoint, dict):
+        network = checkpoint["ema"] if checkpoint.get("ema") is not None else checkpoint.get("model")
     if network is None or not hasattr(network, "state_dict"):
         raise ModelLoadError(f"{path} holds no ultralytics model", "give <run>/weights/best.pt or last.pt files")
     return checkpoint, network
