@@ -31,8 +31,12 @@ for scale in $S2_SCALES; do
   sets+=("$S/s2x$scale")
 done
 # The Sentinel-2 tiles with ships are 3 % of the training images (202 of 6,029): listed 4 times, they weigh about
-# 12 % of an epoch (from stage 10 on; validation is never repeated).
-$SHIPDET datasets merge "${sets[@]}" --oversample "s2ports=${S2_OVERSAMPLE:-4}" --out "$S/merged"
+# 12 % of an epoch (from stage 10 on; validation is never repeated). The 50 vhr training chips (harbours and
+# marinas at 0.3 m, 415 ships) are listed 4 times from stage 13 on: the model found none of vhr's validation ships.
+# OVERSAMPLE is a space-separated list of SOURCE=N.
+oversample=()
+for pair in ${OVERSAMPLE:-s2ports=4 vhr=4}; do oversample+=(--oversample "$pair"); done
+$SHIPDET datasets merge "${sets[@]}" "${oversample[@]}" --out "$S/merged"
 # Nine scenes hold too few ships to teach what a ship looks like at 10 m: up to COARSE_LIMIT (default 1,000; 0: none)
 # aerial training chips, blurred and shrunk to Sentinel-2 ship sizes and resampled to the working scale, join
 # training only (from stage 11 on). Validation is unchanged: the second merge splits the other sets as the first.
@@ -43,6 +47,6 @@ if [ "${COARSE_LIMIT:-1000}" -gt 0 ]; then
       --working-scale "${S2_SCALES##* }" --limit "${COARSE_LIMIT:-1000}" --out "$S/coarse" \
       --negatives "${COARSE_NEGATIVES:-500}" --negative-source ucm-negatives --negative-source ge-ports \
       --negative-source masati --negative-source airbus
-  $SHIPDET datasets merge "${sets[@]}" "$S/coarse" --train-only coarse --oversample "s2ports=${S2_OVERSAMPLE:-4}" \
+  $SHIPDET datasets merge "${sets[@]}" "$S/coarse" --train-only coarse "${oversample[@]}" \
       --out "$S/merged"
 fi
