@@ -8,6 +8,7 @@ interleaved repeats). Accuracy needs a trained model of each: the card gives it 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 from bench.common import REPO, median, real_tiles, timed_interleaved, write_section
@@ -50,7 +51,7 @@ def main() -> None:
     tiles = real_tiles(args.tiles, args.imgsz)
     engines = {arch: Engine(export_untrained(arch, args.imgsz, out), providers=["cpu"], verify=False)
                for arch in ARCHITECTURES}
-    times = timed_interleaved({a: (lambda e=e: e.detect(tiles, conf=0.25)) for a, e in engines.items()},
+    times = timed_interleaved({a: partial(e.detect, tiles, conf=0.25) for a, e in engines.items()},
                               args.repeats)
     rate = {a: args.tiles / median(t) for a, t in times.items()}
     lines = [f"Serving engine, {args.tiles} real JPEG tiles at {args.imgsz} px, full pipeline (decode, letterbox, "

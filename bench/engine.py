@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,7 @@ def main() -> None:
             Path(path).write_bytes(tile)
         for label, weights in (("ultralytics predict, .pt", args.pt), ("ultralytics predict, .onnx", args.model)):
             model = YOLO(str(weights), task="detect")
-            paths[label] = lambda m=model: m.predict(files, imgsz=size, conf=0.25, verbose=False, device="cpu",
-                                                     batch=n)
+            paths[label] = partial(model.predict, files, imgsz=size, conf=0.25, verbose=False, device="cpu", batch=n)
     int8_line = ""
     if args.int8:
         q = Engine(args.int8, providers=["cpu"], max_batch=args.batch, verify=False)

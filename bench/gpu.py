@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,8 @@ def engine_sweep(model: Path, provider: str, batches: list[int], tiles: list[np.
     for b in batches:
         chunk = [tiles[i % len(tiles)] for i in range(b)]
         batch, _ = engine.preprocess(chunk)
-        bare = b / median(timed(lambda batch=batch: engine.infer(batch), repeats, warmup=2))
-        full = b / median(timed(lambda chunk=chunk: engine.detect(chunk), repeats, warmup=1))
+        bare = b / median(timed(partial(engine.infer, batch), repeats, warmup=2))
+        full = b / median(timed(partial(engine.detect, chunk), repeats, warmup=1))
         rows.append((b, bare, full))
     return rows
 

@@ -15,6 +15,7 @@ import argparse
 import itertools
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -51,10 +52,11 @@ def main() -> None:
         s = result.summary
         det = result.detections[result.detections.truth_vessel.notna()]
         truth = {"arrivals": len(sim.truth), "dark_arrivals": int((~sim.truth.ais_on).sum())}
-        row = {"revisit": revisit, "cloud": cloud, "berths": berths, "recall": recall, "dark": dark, "seed": seed,
-               "flag_tp": int((det.dark & det.truth_dark.astype(bool)).sum()),
-               "flag_fp": int((det.dark & ~det.truth_dark.astype(bool)).sum()),
-               "flag_fn": int((~det.dark & det.truth_dark.astype(bool)).sum())}
+        row: dict[str, Any] = {
+            "revisit": revisit, "cloud": cloud, "berths": berths, "recall": recall, "dark": dark, "seed": seed,
+            "flag_tp": int((det.dark & det.truth_dark.astype(bool)).sum()),
+            "flag_fp": int((det.dark & ~det.truth_dark.astype(bool)).sum()),
+            "flag_fn": int((~det.dark & det.truth_dark.astype(bool)).sum())}
         # A reference width: the interval of an estimator told the share of dark calls a detection found, with only
         # the unseen dark calls to guess (negative binomial, as ours; AIS counts the others). Nothing that must learn
         # that share does much better.
