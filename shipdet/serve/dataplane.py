@@ -40,6 +40,7 @@ class TileResult:
     factor: float
     windows: int
     params: DetectParams
+    max_det_reached: bool = False
     timing_ms: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -47,7 +48,8 @@ class TileResult:
         return {"image": {"width": self.width, "height": self.height, "bands": self.bands,
                           "dtype": self.source_dtype, "georeferenced": self.ref is not None},
                 "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows},
-                "thresholds": {"conf": self.params.conf, "iou": self.params.iou},
+                "thresholds": {"conf": self.params.conf, "iou": self.params.iou, "max_det": self.params.max_det,
+                               "max_det_reached": self.max_det_reached},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
 
 
@@ -162,10 +164,14 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
         for future in queued:  # timed out or abandoned: the batcher skips what nobody waits for any more
             future.cancel()
     dets, timing = results[0]
+    # A window that hit the cap may hold more ships than it reported: the answer says so instead of a silent count.
+    reached = any(len(d) >= params.max_det for d, _ in results)
     if len(tile.windows) > 1:
         per_window = [(win, d.shifted(win.col, win.row)) for win, (d, _) in zip(tile.windows, results, strict=True)]
         dets = merge_windows(per_window, tile.scored_size, iou_threshold=params.iou)
         timing = {k: max(t[k] for _, t in results) for k in timing}
+        if len(dets) > params.max_det:  # the cap is per tile, however many windows scored it
+            dets, reached = dets[np.argsort(-dets.score, kind="stable")[:params.max_det]], True
     height, width = tile.decoded.pixels.shape[:2]
     if tile.factor != 1.0:
         dets = dets.scaled(width / tile.scored_size[0], height / tile.scored_size[1])
@@ -174,7 +180,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     timing["total"] = (time.perf_counter() - started) * 1000
     decoded = tile.decoded
     return TileResult(dets, tile.ref, int(width), int(height), decoded.bands, decoded.source_dtype, tile.gsd_m,
-                      tile.factor, len(tile.windows), params, timing)
+                      tile.factor, len(tile.windows), params, reached, timing)
 
 
 async def detect_tiles(svc: ServiceState, tiles: list[bytes], params: DetectParameters,

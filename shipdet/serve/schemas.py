@@ -52,6 +52,8 @@ class Timing(BaseModel):
 class Thresholds(BaseModel):
     conf: float
     iou: float
+    max_det: int
+    max_det_reached: bool  # the tile (or a window of it) gave as many detections as max_det: there may be more
 
 
 class DetectResponse(BaseModel):

@@ -50,6 +50,18 @@ def test_resampled_tile_larger_than_the_input_is_scored_in_windows(scaled_server
     assert len(boxes) > 0 and (boxes >= -0.5).all() and (boxes <= 64.5).all()
 
 
+def test_max_det_caps_the_tile_not_each_window_and_says_when_it_was_reached(scaled_server: LiveServer) -> None:
+    whole = detect(scaled_server, png(64, 64, 128), gsd=4.0, max_det=3000).json()  # 9 windows, nothing cut
+    assert whole["thresholds"]["max_det"] == 3000 and whole["thresholds"]["max_det_reached"] is False
+    cap = max(len(whole["detections"]) - 1, 1)
+    capped = detect(scaled_server, png(64, 64, 128), gsd=4.0, max_det=cap).json()
+    assert len(capped["detections"]) == cap and capped["thresholds"]["max_det_reached"] is True
+    best = sorted((d["score"] for d in whole["detections"]), reverse=True)[:cap]
+    assert np.allclose(sorted((d["score"] for d in capped["detections"]), reverse=True), best)
+    one = detect(scaled_server, png(64, 64, 128), max_det=1).json()  # one window that hit the cap
+    assert len(one["detections"]) == 1 and one["thresholds"]["max_det_reached"] is True
+
+
 def test_resampling_past_the_pixel_limit_is_refused_before_scoring(scaled_server: LiveServer) -> None:
     r = detect(scaled_server, png(1200, 1200, 128), gsd=4.0)  # 2,400 x 2,400 once resampled
     assert r.status_code == 413 and r.json()["error"]["code"] == "image_too_large"
