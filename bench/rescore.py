@@ -59,7 +59,8 @@ def synthetic_geotiff(path: Path, size: int, block: int = 2000, seed: int = 0) -
 def ours(model: Path, source: SceneSource, overlap: int, conf: float, grid: str) -> tuple[float, np.ndarray]:
     """Seconds from the scene's files to merged detections (opening, stretch, windowed reads included)."""
     from shipdet.inference.engine import Engine
-    from shipdet.rescore.run import RescoreParams, detect_scene
+    from shipdet.rescore.params import RescoreParams
+    from shipdet.rescore.scoring import detect_scene
 
     engine = Engine(model, providers=[DEVICE, "cpu"], max_batch=8 if DEVICE == "cpu" else 32, verify=False)
     engine.warmup()
@@ -135,7 +136,7 @@ def memory_child(model: Path, path: Path, out: Path) -> dict[str, float]:
 
     shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resumed (skipped) one
     code = ("import sys, time; from pathlib import Path\n"
-            "from shipdet.rescore.run import RescoreParams, RescoreRun\n"
+            "from shipdet.rescore.params import RescoreParams\nfrom shipdet.rescore.run import RescoreRun\n"
             "from shipdet.rescore.sources import resolve_sources\n"
             "from shipdet.inference.engine import Engine\n"
             "t = time.perf_counter()\n"

@@ -25,8 +25,10 @@ def make_run(scene_path: Path, out: Path, ships: int, seed: int = 0) -> None:
     """A run folder for the scene with `ships` detections, without scoring it (the page is measured, not the
     model): the tables are written by the re-scoring code itself."""
     from shipdet.detections import Detections
-    from shipdet.rescore.run import RescoreParams, RescoreRun, ScoredScene
+    from shipdet.rescore.params import RescoreParams
+    from shipdet.rescore.run import RescoreRun
     from shipdet.rescore.scene import open_scene
+    from shipdet.rescore.scoring import ScoredScene
     from shipdet.rescore.sources import SceneSource
 
     class NoModel:  # the run's bookkeeping needs a model's identity only

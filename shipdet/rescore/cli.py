@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         Defaults can also come from SHIPDET_RESCORE_* variables."""
         from shipdet.errors import ConfigError
         from shipdet.inference.engine import Engine
-        from shipdet.rescore.run import RescoreParams, RescoreRun
+        from shipdet.rescore.params import RescoreParams
+        from shipdet.rescore.run import RescoreRun
         from shipdet.rescore.sources import resolve_sources
         from shipdet.serve.settings import DEFAULT_MODEL
 

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.rescore.run import RescoreRun, RunCounts, ScoredScene, scene_factor, scene_windows, scoring_conf
+from shipdet.rescore.run import RescoreRun, RunCounts
 from shipdet.rescore.scene import open_scene
+from shipdet.rescore.scoring import ScoredScene, scene_factor, scene_windows, scoring_conf
 from shipdet.rescore.sources import SceneSource
 from shipdet.scale import detect_resampled
 from shipdet.tiling import Window, merge_windows

@@ -3,105 +3,25 @@ and only then recorded in the run's manifest; a re-run skips recorded scenes and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-import numpy as np
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from shipdet.detections import Detections
-from shipdet.errors import ConfigError
 from shipdet.georef import georeference
 from shipdet.inference.detector import Detector
 from shipdet.progress import progress
+from shipdet.rescore.params import RescoreParams, scene_key
 from shipdet.rescore.quicklook import write_quicklook
 from shipdet.rescore.scene import Scene, open_scene
+from shipdet.rescore.scoring import ScoredScene, detect_scene, scoring_conf
 from shipdet.rescore.sources import SceneSource
 from shipdet.rescore.table import atomic_write, detections_frame, write_geoparquet
-from shipdet.scale import check_gsd, detect_resampled, scaled_windows
-from shipdet.tiling import Window, merge_windows
 
 log = logging.getLogger(__name__)
-
-
-class RescoreParams(BaseSettings):
-    """Re-scoring parameters; each can come from the environment as SHIPDET_RESCORE_<NAME>."""
-
-    model_config = SettingsConfigDict(env_prefix="SHIPDET_RESCORE_", frozen=True, extra="forbid")
-
-    conf: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # None: the model's operating threshold
-    iou: float = Field(0.45, ge=0, le=1, allow_inf_nan=False)
-    tile: int = Field(0, ge=0, le=8192)  # 0: the model's input size
-    overlap: int = Field(64, ge=0, le=4096)
-    grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices
-    cloud_band: int | None = None
-    crs: str | None = None   # CRS of scenes placed by a world file without a .prj (e.g. EPSG:32633)
-    gsd: float | None = None  # metres per pixel of every scene (default: from each scene's georeference)
-    resample: bool = True    # resample scenes of known GSD into the model's scale range (shipdet.scale)
-    scale: float | None = Field(None, ge=0.125, le=8)  # a fixed resampling factor instead (comparing scales)
-    max_batch: int = Field(8, ge=1, le=1024)
-    readahead: int = Field(16, ge=1, le=1024)  # windows read ahead of inference
-
-    @field_validator("gsd")
-    @classmethod
-    def _plausible_gsd(cls, value: float | None) -> float | None:
-        if value is not None:
-            try:
-                check_gsd(value)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
-
-    @field_validator("crs")
-    @classmethod
-    def _known_crs(cls, value: str | None) -> str | None:
-        if value is not None:
-            from pyproj import CRS
-            from pyproj.exceptions import CRSError
-
-            try:
-                CRS.from_user_input(value)
-            except CRSError as exc:
-                raise ValueError(f"unknown CRS {value!r}: give an EPSG code such as EPSG:32633") from exc
-        return value
-
-    def digest(self) -> str:
-        fields = self.model_dump(exclude={"max_batch", "readahead"})
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def scene_key(source: SceneSource, model_sha256: str, params_hash: str) -> str:
-    """Scene identity (id, files' names, sizes, modification times) x model x parameters."""
-    parts = [source.scene_id, model_sha256, params_hash]
-    for p in source.paths:
-        stat = p.stat()
-        parts += [str(p.resolve()), str(stat.st_size), str(stat.st_mtime_ns)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[Any]:
-    """A background thread reads and scales windows into a bounded queue, so inference never waits on disk."""
-    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
-
-    def work() -> None:
-        try:
-            for w in windows:
-                out.put((w, scene.read_window_with_data(w)))
-        except Exception as exc:  # handed to the consumer, which fails the scene
-            out.put(exc)
-
-    threading.Thread(target=work, daemon=True, name=f"read-{scene.source.scene_id}").start()
-    return out
 
 
 Decision = Literal["score", "skip", "failed", "missing"]
@@ -115,64 +35,6 @@ class RunCounts(TypedDict):
     failed: int
     tiles: int
     seconds: int
-
-
-@dataclass(frozen=True)
-class ScoredScene:
-    detections: Detections  # merged, in the scene's own pixels
-    tiles: int              # windows scored
-    gsd_m: float | None     # the scene's ground sample distance, where known
-    factor: float           # the resampling applied before tiling (1: none)
-
-
-def scene_factor(engine: Detector, scene: Scene, params: RescoreParams) -> tuple[float | None, float]:
-    """(GSD, resampling factor) of a scene: the GSD given or read from its georeference, brought into the model's
-    scale range; factor 1 when either is unknown or resampling is off."""
-    gsd = params.gsd if params.gsd is not None else scene.gsd_m()
-    scale_range = engine.info.scale_range
-    if params.scale is not None:
-        return gsd, params.scale
-    if not params.resample or scale_range is None:
-        return gsd, 1.0
-    return gsd, scale_range.factor_for(gsd)
-
-
-def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor: float) -> list[Window]:
-    tile = params.tile or engine.input_size[0]
-    return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
-
-
-def scoring_conf(engine: Detector, params: RescoreParams) -> float:
-    return params.conf if params.conf is not None else engine.info.default_conf
-
-
-def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
-                 on_windows: Callable[[int, int], None] | None = None) -> ScoredScene:
-    """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
-    batched inference, seam merge. Windows without any data are not scored. `on_windows(done, total)` hears of
-    each batch (progress inside a large scene)."""
-    gsd, factor = scene_factor(engine, scene, params)
-    windows = scene_windows(engine, scene, params, factor)
-    reader = _read_ahead(scene, windows, params.readahead)
-    per_window: list[tuple[Window, Detections]] = []
-    batch: list[tuple[Window, np.ndarray]] = []
-    scored = 0
-    for i in range(len(windows)):
-        item = reader.get()
-        if isinstance(item, Exception):
-            raise item
-        if item[1] is not None:
-            batch.append(item)
-        if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
-            results = detect_resampled(engine, [a for _, a in batch], factor, scoring_conf(engine, params),
-                                       params.iou)
-            per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
-            scored += len(batch)
-            batch = []
-            if on_windows is not None:
-                on_windows(i + 1, len(windows))
-    merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou)
-    return ScoredScene(merged, scored, gsd, factor)
 
 
 class RescoreRun:

@@ -42,8 +42,9 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts.
     `conf`: default, the model's operating threshold (as `shipdet rescore` scores)."""
     from shipdet.inference.engine import Engine
-    from shipdet.rescore.run import RescoreParams, detect_scene
+    from shipdet.rescore.params import RescoreParams
     from shipdet.rescore.scene import open_scene
+    from shipdet.rescore.scoring import detect_scene
     from shipdet.rescore.sources import resolve_sources
 
     engine = Engine(model, providers=["cpu"])

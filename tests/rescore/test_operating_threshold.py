@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from shipdet.detections import Detections
-from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from tests.rescore.conftest import ThresholdEngine
 

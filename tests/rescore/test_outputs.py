@@ -13,7 +13,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from tests.rescore.conftest import SHIPS, ThresholdEngine, write_scene
 

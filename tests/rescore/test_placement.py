@@ -11,7 +11,8 @@ from affine import Affine
 from PIL import Image
 from pyproj import CRS
 
-from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from tests.conftest import write_geotiff
 from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine, nearest_rows

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from tests.rescore.conftest import GSD, ORIGIN, SHIPS, UTM, ThresholdEngine, nearest_rows
 
@@ -64,7 +65,8 @@ RUNNER = """
 import sys, time
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from tests.rescore.conftest import ThresholdEngine
 
@@ -319,8 +321,8 @@ def test_ctrl_c_keeps_the_tables_of_the_scenes_finished(scenes, tmp_path):
 
 
 def test_progress_inside_a_scene_moves_per_batch_of_windows(scenes):
-    from shipdet.rescore.run import detect_scene
     from shipdet.rescore.scene import open_scene
+    from shipdet.rescore.scoring import detect_scene
 
     heard: list[tuple[int, int]] = []
     source = resolve_sources([str(scenes)])[0]

@@ -11,7 +11,8 @@ from affine import Affine
 from pyproj import Transformer
 
 from shipdet.detections import Detections
-from shipdet.rescore.run import RescoreParams, RescoreRun
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from shipdet.scale import ScaleRange
 from tests.conftest import write_geotiff

@@ -1,0 +1,91 @@
+"""One scene's ships: windows at the model's scale, read ahead of inference, batched, merged across seams."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shipdet.detections import Detections
+from shipdet.inference.detector import Detector
+from shipdet.rescore.params import RescoreParams
+from shipdet.rescore.scene import Scene
+from shipdet.scale import detect_resampled, scaled_windows
+from shipdet.tiling import Window, merge_windows
+
+
+def _read_ahead(scene: Scene, windows: list[Window], depth: int) -> queue.Queue[Any]:
+    """A background thread reads and scales windows into a bounded queue, so inference never waits on disk."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+
+    def work() -> None:
+        try:
+            for w in windows:
+                out.put((w, scene.read_window_with_data(w)))
+        except Exception as exc:  # handed to the consumer, which fails the scene
+            out.put(exc)
+
+    threading.Thread(target=work, daemon=True, name=f"read-{scene.source.scene_id}").start()
+    return out
+
+
+@dataclass(frozen=True)
+class ScoredScene:
+    detections: Detections  # merged, in the scene's own pixels
+    tiles: int              # windows scored
+    gsd_m: float | None     # the scene's ground sample distance, where known
+    factor: float           # the resampling applied before tiling (1: none)
+
+
+def scene_factor(engine: Detector, scene: Scene, params: RescoreParams) -> tuple[float | None, float]:
+    """(GSD, resampling factor) of a scene: the GSD given or read from its georeference, brought into the model's
+    scale range; factor 1 when either is unknown or resampling is off."""
+    gsd = params.gsd if params.gsd is not None else scene.gsd_m()
+    scale_range = engine.info.scale_range
+    if params.scale is not None:
+        return gsd, params.scale
+    if not params.resample or scale_range is None:
+        return gsd, 1.0
+    return gsd, scale_range.factor_for(gsd)
+
+
+def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor: float) -> list[Window]:
+    tile = params.tile or engine.input_size[0]
+    return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
+
+
+def scoring_conf(engine: Detector, params: RescoreParams) -> float:
+    return params.conf if params.conf is not None else engine.info.default_conf
+
+
+def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
+                 on_windows: Callable[[int, int], None] | None = None) -> ScoredScene:
+    """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
+    batched inference, seam merge. Windows without any data are not scored. `on_windows(done, total)` hears of
+    each batch (progress inside a large scene)."""
+    gsd, factor = scene_factor(engine, scene, params)
+    windows = scene_windows(engine, scene, params, factor)
+    reader = _read_ahead(scene, windows, params.readahead)
+    per_window: list[tuple[Window, Detections]] = []
+    batch: list[tuple[Window, np.ndarray]] = []
+    scored = 0
+    for i in range(len(windows)):
+        item = reader.get()
+        if isinstance(item, Exception):
+            raise item
+        if item[1] is not None:
+            batch.append(item)
+        if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
+            results = detect_resampled(engine, [a for _, a in batch], factor, scoring_conf(engine, params),
+                                       params.iou)
+            per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
+            scored += len(batch)
+            batch = []
+            if on_windows is not None:
+                on_windows(i + 1, len(windows))
+    merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou)
+    return ScoredScene(merged, scored, gsd, factor)
