@@ -19,7 +19,14 @@ from shipdet.serve.errors import ApiError, classify
 from shipdet.serve.params import parse_parameters
 from shipdet.serve.protos import grpc_predict_v2_pb2 as pb
 from shipdet.serve.state import ServiceState
-from shipdet.serve.v2codec import INPUTS, PROTOCOL_PARAMETERS, bytes_elements, detection_tensors, output_metadata
+from shipdet.serve.v2codec import (
+    DATATYPES,
+    INPUTS,
+    PROTOCOL_PARAMETERS,
+    bytes_elements,
+    detection_tensors,
+    output_metadata,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +36,6 @@ CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTIC
          413: grpc.StatusCode.RESOURCE_EXHAUSTED, 415: grpc.StatusCode.INVALID_ARGUMENT,
          422: grpc.StatusCode.INVALID_ARGUMENT, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
          503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
-DTYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32"}
 
 
 def _parameter(value: pb.InferParameter) -> Any:
@@ -112,7 +118,7 @@ class InferenceServicer:
         for result in results:  # the protocol fails the whole request for one bad input
             if isinstance(result, TileError):
                 await context.abort(CODES.get(result.status, grpc.StatusCode.INVALID_ARGUMENT), result.message)
-        tensors = detection_tensors([r.detections for r in results if isinstance(r, TileResult)], engine.info.task)
+        tensors = detection_tensors([r for r in results if isinstance(r, TileResult)], engine.info.task)
         wanted = [o.name for o in request.outputs] or list(tensors)
         unknown = sorted(set(wanted) - set(tensors))
         if unknown:
@@ -121,7 +127,7 @@ class InferenceServicer:
                                          id=request.id)
         for name in wanted:
             array = tensors[name]
-            response.outputs.add(name=name, datatype=DTYPES[array.dtype], shape=list(array.shape))
+            response.outputs.add(name=name, datatype=DATATYPES[array.dtype], shape=list(array.shape))
             response.raw_output_contents.append(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"))
                                                 .tobytes())
         return response

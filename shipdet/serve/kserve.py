@@ -6,7 +6,8 @@ image base64-encoded. Request parameters are those of `/v1/detect` (`conf`, `iou
 validated by the same model before anything is decoded; at most `max_tiles` images a request.
 Outputs, one row per detection over the whole request (ragged, so indexed by image):
 `boxes` FP32 [N, 4] (x1, y1, x2, y2, image pixels), `scores` FP32 [N], `classes` INT32 [N],
-`image_index` INT32 [N], `num_detections` INT32 [B], and `obb` FP32 [N, 5] for oriented models.
+`image_index` INT32 [N], `num_detections` INT32 [B], `scale_factor` FP32 [B] (the resampling applied for the
+image's GSD; 1 without one), `max_det_reached` BOOL [B], and `obb` FP32 [N, 5] for oriented models.
 Errors follow the protocol: {"error": "<message>"} with a 4xx/5xx status.
 """
 
@@ -81,7 +82,7 @@ async def repository_index(request: Request) -> list[dict[str, str]]:
             responses=_doc(401, 404, 503), name="config_version")
 async def config(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     svc, engine = _model_or_404(request, name, version)
-    types = {"BYTES": "TYPE_STRING", "FP32": "TYPE_FP32", "INT32": "TYPE_INT32"}
+    types = {"BYTES": "TYPE_STRING", "FP32": "TYPE_FP32", "INT32": "TYPE_INT32", "BOOL": "TYPE_BOOL"}
     tensors = [{"name": t["name"], "data_type": types[t["datatype"]], "dims": t["shape"]}
                for t in output_metadata(engine.info.task)]
     return {"name": engine.info.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
@@ -171,7 +172,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         for result in results:  # the protocol fails the whole request for one bad input
             if isinstance(result, TileError):
                 raise result.as_exception()
-        tensors = detection_tensors([r.detections for r in results if isinstance(r, TileResult)], engine.info.task)
+        tensors = detection_tensors([r for r in results if isinstance(r, TileResult)], engine.info.task)
         binary = bool((header.get("parameters") or {}).get("binary_data_output", False))
         body, blob = encode_outputs(tensors, header.get("outputs") or [], binary)
     except (ApiError, ShipdetError) as exc:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipdet.detections import Detections
+if TYPE_CHECKING:
+    from shipdet.serve.dataplane import TileResult
 
 # Request-level parameters of the protocol itself (tritonclient sends some), not detection parameters.
 PROTOCOL_PARAMETERS = {"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
                        "headers"}
 INPUTS: list[dict[str, Any]] = [{"name": "images", "datatype": "BYTES", "shape": [-1]}]
+DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32", np.dtype(np.bool_): "BOOL"}
 
 
 def output_metadata(task: str) -> list[dict[str, Any]]:
@@ -24,20 +26,27 @@ def output_metadata(task: str) -> list[dict[str, Any]]:
                {"name": "scores", "datatype": "FP32", "shape": [-1]},
                {"name": "classes", "datatype": "INT32", "shape": [-1]},
                {"name": "image_index", "datatype": "INT32", "shape": [-1]},
-               {"name": "num_detections", "datatype": "INT32", "shape": [-1]}]
+               {"name": "num_detections", "datatype": "INT32", "shape": [-1]},
+               {"name": "scale_factor", "datatype": "FP32", "shape": [-1]},
+               {"name": "max_det_reached", "datatype": "BOOL", "shape": [-1]}]
     if task == "obb":
         outputs.append({"name": "obb", "datatype": "FP32", "shape": [-1, 5]})
     return outputs
 
 
-def detection_tensors(dets: list[Detections], task: str) -> dict[str, np.ndarray]:
-    """One request's detections as the protocol's output tensors, ragged over its images (indexed by image)."""
+def detection_tensors(results: list[TileResult], task: str) -> dict[str, np.ndarray]:
+    """One request's detections as the protocol's output tensors, ragged over its images (indexed by image), with
+    what `/v1` reports beside each tile's detections: the scale factor applied for its GSD (1 where none was
+    known), and whether `max_det` cut its detections short (a count from it is then a lower bound)."""
+    dets = [r.detections for r in results]
     tensors = {
         "boxes": np.concatenate([d.xyxy for d in dets]).astype(np.float32).reshape(-1, 4),
         "scores": np.concatenate([d.score for d in dets]).astype(np.float32),
         "classes": np.concatenate([d.class_id for d in dets]).astype(np.int32),
         "image_index": np.concatenate([np.full(len(d), i) for i, d in enumerate(dets)]).astype(np.int32),
         "num_detections": np.array([len(d) for d in dets], dtype=np.int32),
+        "scale_factor": np.array([r.factor for r in results], dtype=np.float32),
+        "max_det_reached": np.array([r.max_det_reached for r in results], dtype=np.bool_),
     }
     if task == "obb":
         tensors["obb"] = np.concatenate([d.obb for d in dets]).astype(np.float32).reshape(-1, 5)
@@ -104,8 +113,7 @@ def encode_outputs(tensors: dict[str, np.ndarray], requested: list[dict[str, Any
     entries, blobs = [], []
     for name, binary in wanted.items():
         arr = tensors[name]
-        entry: dict[str, Any] = {"name": name, "datatype": "FP32" if arr.dtype == np.float32 else "INT32",
-                                 "shape": list(arr.shape)}
+        entry: dict[str, Any] = {"name": name, "datatype": DATATYPES[arr.dtype], "shape": list(arr.shape)}
         if binary:
             blob = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}

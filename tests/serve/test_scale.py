@@ -1,6 +1,7 @@
 """`POST /v1/detect?gsd=`: a tile outside the model's scale range is resampled into it, scored (in windows when it
 outgrows the model's input) and its boxes are mapped back; the response says which factor was applied."""
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,36 @@ def test_a_georeference_implying_an_implausible_gsd_is_a_422(scaled_server: Live
     r = httpx.post(scaled_server.url + "/v1/detect", content=png(64, 64, 128), headers={"content-type": "image/png"},
                    params={"transform": "0.0001,0,500000,0,-0.0001,4000000", "crs": "EPSG:32633"}, timeout=30)
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_georeference"
+
+
+def test_the_open_inference_protocol_reports_the_scale_factor_and_the_cap(tmp_path: Path) -> None:
+    httpclient = pytest.importorskip("tritonclient.http")
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    model = detect_model(tmp_path / "scaled.onnx", {METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    tiles = [png(32, 32, 128), png(64, 64, 128)]
+    with live_server(model, grpc_port=0, max_body_bytes=2_000_000, host="127.0.0.1") as server:
+        native = [detect(server, tile, gsd=4.0, max_det=1).json() for tile in tiles]
+        expected_factors = [n["scale"]["factor"] for n in native]
+        expected_reached = [n["thresholds"]["max_det_reached"] for n in native]
+        assert expected_factors == [2.0, 2.0] and expected_reached == [True, True]
+        name = httpx.get(server.url + "/v1/models").json()["models"][0]["name"]
+        answers = []
+        for binary in (True, False):
+            inp = httpclient.InferInput("images", [2], "BYTES")
+            data = tiles if binary else [base64.b64encode(t) for t in tiles]  # plain JSON carries base64
+            inp.set_data_from_numpy(np.array(data, dtype=np.object_), binary_data=binary)
+            outputs = [httpclient.InferRequestedOutput(n, binary_data=binary)
+                       for n in ("num_detections", "scale_factor", "max_det_reached")]
+            client = httpclient.InferenceServerClient(server.url.removeprefix("http://"))
+            answers.append(client.infer(name, [inp], outputs=outputs, parameters={"gsd": 4.0, "max_det": 1}))
+        tensor = grpcclient.InferInput("images", [2], "BYTES")
+        tensor.set_data_from_numpy(np.array(tiles, dtype=np.object_))
+        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{server.app.state.service.grpc_port}")
+        answers.append(grpc.infer(name, [tensor], parameters={"gsd": 4.0, "max_det": 1}))
+        plain = client.infer(name, [inp], parameters={"max_det": 1000})  # no GSD: scored as it is, nothing cut
+    for answer in answers:
+        assert answer.as_numpy("scale_factor").tolist() == expected_factors
+        assert answer.as_numpy("max_det_reached").tolist() == expected_reached
+        assert answer.as_numpy("num_detections").tolist() == [1, 1]
+    assert plain.as_numpy("scale_factor").tolist() == [1.0, 1.0]
+    assert plain.as_numpy("max_det_reached").tolist() == [False, False]
