@@ -75,8 +75,13 @@ def train(settings: TrainSettings) -> Path:
     from shipdet.train.trainer import ShipDetectionTrainer, ShipOBBTrainer
 
     threads = settings.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)  # ultralytics alone leaves one thread on small machines
+    torch.set_num_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+    def keep_threads(trainer: Any) -> None:
+        # ultralytics' select_device (in the trainer's constructor) resets torch to cpu_count - 1 threads: one on
+        # a 2-core machine, which trains at half speed. Set again once the trainer exists, before the first batch.
+        torch.set_num_threads(threads)
     AugmentConfig(enabled=settings.augment).to_env()
     cuda = _cuda_requested(settings.device)
     if cuda and settings.amp:
@@ -94,6 +99,7 @@ def train(settings: TrainSettings) -> Path:
         trim_logs_to_checkpoint(settings.resume.parent.parent, int(checkpoint.get("epoch", -1)) + 1)
         trainer_cls = ShipOBBTrainer if task == "obb" else ShipDetectionTrainer
         model = YOLO(str(settings.resume), task=task)
+        model.add_callback("on_pretrain_routine_start", keep_threads)
         model.train(resume=True, trainer=trainer_cls)
         return _save_dir(model)
 
@@ -106,6 +112,7 @@ def train(settings: TrainSettings) -> Path:
             write_run_record(Path(trainer.save_dir), config, settings.data)
 
     model.add_callback("on_pretrain_routine_start", record)
+    model.add_callback("on_pretrain_routine_start", keep_threads)
     arguments: dict[str, Any] = dict(
         trainer=trainer_cls, data=str(settings.data), epochs=settings.epochs, imgsz=settings.imgsz,
         batch=settings.batch, device=settings.device or None, workers=settings.workers,

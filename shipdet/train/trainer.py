@@ -10,6 +10,7 @@ from copy import copy
 from pathlib import Path
 from typing import Any
 
+import torch
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.models.yolo.obb import OBBTrainer
@@ -41,19 +42,25 @@ def _with_satellite(dataset: YOLODataset, mode: str, hyp: Any) -> YOLODataset:
 
 
 def _log_augment_calls(trainer: DetectionTrainer) -> None:
-    """After each epoch, append the augmentation's cumulative call count to the run's augment_log.csv."""
+    """After each epoch, append the augmentation's cumulative call count, and the torch threads the epoch ran on,
+    to the run's augment_log.csv."""
     dataset = getattr(trainer.train_loader, "dataset", None)
     satellite = getattr(dataset, "satellite", None)
     if satellite is None or getattr(trainer.args, "rank", -1) not in (-1, 0):
         return
     path = Path(trainer.save_dir) / "augment_log.csv"
-    new = not path.exists()
+    columns = ["epoch", "augment_calls_total", "mosaic_closed", "torch_threads"]
+    if path.exists():  # a run begun before the threads were logged keeps its three columns
+        with open(path, newline="") as fh:
+            columns = next(csv.reader(fh), columns)
+    closed = trainer.epoch >= trainer.epochs - trainer.args.close_mosaic
+    row = {"epoch": trainer.epoch + 1, "augment_calls_total": satellite.calls.value, "mosaic_closed": int(closed),
+           "torch_threads": torch.get_num_threads()}
     with open(path, "a", newline="") as fh:
         writer = csv.writer(fh)
-        if new:
-            writer.writerow(["epoch", "augment_calls_total", "mosaic_closed"])
-        closed = trainer.epoch >= trainer.epochs - trainer.args.close_mosaic
-        writer.writerow([trainer.epoch + 1, satellite.calls.value, int(closed)])
+        if fh.tell() == 0:
+            writer.writerow(columns)
+        writer.writerow([row[c] for c in columns])
 
 
 class ShipDetectionTrainer(DetectionTrainer):

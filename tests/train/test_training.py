@@ -70,6 +70,8 @@ def test_augmentation_runs_in_every_epoch_including_after_mosaic_closes(run):
     by_epoch = {int(r["epoch"]): r for r in log}
     last = by_epoch[EPOCHS]
     assert last["mosaic_closed"] == "1" and int(last["augment_calls_total"]) > 0
+    # Every core, first run and resumed: ultralytics alone resets torch to cpu_count - 1 threads.
+    assert {int(r["torch_threads"]) for r in log} == {os.cpu_count()}
     # Calls made in the last epoch (after close_mosaic rebuilt the transforms) are at least one per image.
     prev = by_epoch.get(EPOCHS - 1)
     if prev is not None:
