@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Measure a trained stage as the decision to ship it needs (docs/default-model/stages.md):
+#   bash train/measure.sh WEIGHTS.pt NAME [CONF]
+# WEIGHTS is a run's weights/best.pt (or last.pt, or a soup): exported at 512 px with CONF as its operating
+# threshold (default 0.28, the shipped model's) into work/measure/NAME, then
+#   - `shipdet evaluate` on the validation split (operating points, false alarms, per source);
+#   - `shipdet evaluate-scenes` at the working scale (x4) on the two held-out ports and on all nine.
+# Prints one summary; the reports stay in work/measure/NAME. At idle priority, beside a training run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PT="${1:?weights, e.g. work/runs/default-yolo11n-512-stage13/weights/best.pt}"; NAME="${2:?a name, e.g. stage13}"
+CONF="${3:-0.28}"
+PORTS="${SHIPS:-../shared/data/ships}/sentinel2-ports"
+OUT="work/measure/$NAME"
+SHIPDET=(nice -n 19 .venv/bin/shipdet)
+export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false NO_ALBUMENTATIONS_UPDATE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
+mkdir -p "$OUT"
+"${SHIPDET[@]}" export "$PT" --imgsz 512 --data work/sets/merged/data.yaml --conf "$CONF" --name "$NAME" \
+    --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
+"${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" work/sets/merged/data.yaml --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
+held_out=("$PORTS/marseille" "$PORTS/san_francisco")
+all_ports=()
+for port in "$PORTS"/*/; do all_ports+=("${port%/}"); done
+"${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${held_out[@]}" \
+    --factors 4 --out "$OUT/scenes-val" > "$OUT/scenes-val.log" 2>&1
+"${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${all_ports[@]}" \
+    --factors 4 --out "$OUT/scenes-all" > "$OUT/scenes-all.log" 2>&1
+.venv/bin/python - "$OUT" <<'EOF'
+import json
+import sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+m = json.loads((out / "split" / "metrics.json").read_text())
+fa = m["false_alarms"]
+print(f"{out.name}: mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50-95']:.3f}; at conf {m['conf']}: P {m['precision']:.3f} "
+      f"R {m['recall']:.3f} F1 {m['f1']:.3f}, false alarms {fa['per_image']:.3f} per ship-free image "
+      f"({fa['false_positives']} on {fa['ship_free_images']})")
+meeting = [p for p in m["operating_points"] if p["false_alarms_per_image"] <= 0.05]
+if meeting:
+    p = min(meeting, key=lambda p: p["conf"])
+    print(f"  lowest listed conf meeting <= 0.05: {p['conf']} (F1 {p['f1']:.3f}, {p['false_alarms_per_image']:.3f})")
+for source, s in sorted(m["by_source"].items()):
+    f = s["false_alarms"]
+    alarms = "" if f["per_image"] is None else f", false alarms {f['per_image']:.3f} on {f['ship_free_images']}"
+    print(f"  {source}: {s['images']} images, {s['ships']} ships, mAP50 {s.get('mAP50') or 0:.3f}, "
+          f"R {s.get('recall') or 0:.3f}, F1 {s.get('f1') or 0:.3f}{alarms}")
+for scenes in ("scenes-val", "scenes-all"):
+    rows = [line for line in (out / scenes / "scenes.md").read_text().splitlines() if line.startswith("| 4 ")]
+    print(f"  {scenes} x4: {rows[0] if rows else 'no row at x4'}")
+EOF
