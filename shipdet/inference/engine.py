@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from shipdet.detections import Detections
 from shipdet.inference.decode import decode_image
 from shipdet.inference.model import ModelInfo, load_model_info, resolve_providers, session_options
-from shipdet.inference.postprocess import Letterbox, decode_yolo, letterbox_into
+from shipdet.inference.postprocess import DEFAULT_MAX_DET, Letterbox, decode_yolo, letterbox_into
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,12 @@ class Engine:
         return np.asarray(self._stream_session.run([self.output_name], {self.input_name: tile})[0])
 
     def postprocess(self, raw: NDArray[np.float32], boxes: list[Letterbox], conf: float = 0.25, iou: float = 0.45,
-                    classes: list[int] | None = None, max_det: int = 300) -> list[Detections]:
+                    classes: list[int] | None = None, max_det: int = DEFAULT_MAX_DET) -> list[Detections]:
         return [decode_yolo(raw[i], box, self.info.task, self.info.names, conf, iou, classes, max_det)
                 for i, box in enumerate(boxes)]
 
     def detect(self, images: Sequence[ImageInput], conf: float = 0.25, iou: float = 0.45,
-               classes: list[int] | None = None, max_det: int = 300) -> list[Detections]:
+               classes: list[int] | None = None, max_det: int = DEFAULT_MAX_DET) -> list[Detections]:
         """Detections for each image (pixels or encoded bytes), in the image's own pixels."""
         if self._stream_pool is not None and len(images) > 1:
             return list(self._stream_pool.map(lambda image: self._detect_stream(image, conf, iou, classes, max_det),

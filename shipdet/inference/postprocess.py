@@ -42,6 +42,10 @@ def letterbox_into(image: NDArray[np.uint8], out: NDArray[np.float32], size: tup
     return Letterbox(scale, float(left), float(top), w, h)
 
 
+# Most detections one image (a tile or a scene's window) returns unless a caller asks for another cap.
+DEFAULT_MAX_DET = 300
+
+
 def decode_yolo(
     raw: NDArray[np.float32],
     box: Letterbox,
@@ -50,7 +54,7 @@ def decode_yolo(
     conf: float,
     iou: float,
     classes: list[int] | None = None,
-    max_det: int = 300,
+    max_det: int = DEFAULT_MAX_DET,
     max_candidates: int = 3000,
 ) -> Detections:
     """One image's raw output, (4 + nc [+ 1 angle], anchors), to detections in the original image's pixels.

@@ -14,7 +14,7 @@ import numpy as np
 from shipdet.detections import Detections
 from shipdet.rescore.run import RescoreRun, RunCounts
 from shipdet.rescore.scene import open_scene
-from shipdet.rescore.scoring import ScoredScene, scene_factor, scene_windows, scoring_conf
+from shipdet.rescore.scoring import ScoredScene, capped, scene_factor, scene_windows, scoring_conf
 from shipdet.rescore.sources import SceneSource
 from shipdet.scale import detect_resampled
 from shipdet.tiling import Window, merge_windows
@@ -126,7 +126,8 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             per_window = [(w, Detections.concatenate(by_window[(index, w)]) if by_window[(index, w)] else empty)
                           for w in windows]
             merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=run.params.iou)
-            run.record(pending[index], scene, ScoredScene(merged, len(windows), *scales[index]), started)
+            run.record(pending[index], scene, ScoredScene(merged, len(windows), *scales[index],
+                                                          capped([d for _, d in per_window])), started)
             counts["done"] += 1
             counts["tiles"] += len(windows)
         except Exception as exc:

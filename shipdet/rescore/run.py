@@ -99,6 +99,7 @@ class RescoreRun:
                 "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
                 "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor, "conf": self.params.conf,
+                "capped_windows": scored.capped_windows,
                 "seconds": time.perf_counter() - started, "model_sha256": sha,
                 "params_hash": self.params_hash}
         output = self.out / "scenes" / f"{source.scene_id}.parquet"
@@ -181,6 +182,10 @@ class RescoreRun:
                 log.info("%s: %d ships, %d tiles in %.1f s%s", source.scene_id, info["n_detections"],
                          info["tiles"], info["seconds"], "" if info["scale_factor"] == 1 else
                          f" (GSD {info['gsd_m']:.2f} m, resampled x{info['scale_factor']:.2f})")
+                if info["capped_windows"]:
+                    log.warning("%s: %d windows gave the most detections a window returns: the scene may hold "
+                                "more ships than were found (capped_windows in scenes.csv)", source.scene_id,
+                                info["capped_windows"])
             except Exception as exc:  # one bad scene is recorded and the others go on
                 self.fail(source, exc)
                 counts["failed"] += 1
@@ -199,7 +204,7 @@ class RescoreRun:
                  "footprint_wkt": "POLYGON EMPTY", "valid_wkt": "POLYGON EMPTY", "valid_fraction": 0.0,
                  "n_detections": 0} for r in failed]
         columns = ["scene_id", "path", "acquired", "crs", "width", "height", "gsd_m", "scale_factor", "conf",
-                   "footprint_wkt", "valid_wkt", "valid_fraction", "status", "n_detections", "error"]
+                   "capped_windows", "footprint_wkt", "valid_wkt", "valid_fraction", "status", "n_detections", "error"]
         table = pd.DataFrame(rows).reindex(columns=columns).sort_values("scene_id", kind="stable")
         table["acquired"] = pd.to_datetime(table["acquired"], utc=True)
         atomic_write(self.out / "scenes.csv", lambda tmp: table.to_csv(tmp, index=False))

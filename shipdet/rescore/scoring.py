@@ -12,6 +12,7 @@ import numpy as np
 
 from shipdet.detections import Detections
 from shipdet.inference.detector import Detector
+from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.rescore.params import RescoreParams
 from shipdet.rescore.scene import Scene
 from shipdet.scale import detect_resampled, scaled_windows
@@ -39,6 +40,13 @@ class ScoredScene:
     tiles: int              # windows scored
     gsd_m: float | None     # the scene's ground sample distance, where known
     factor: float           # the resampling applied before tiling (1: none)
+    # Windows that returned the detector's cap (DEFAULT_MAX_DET): each may hold more ships than it gave, so the
+    # scene's count is then a lower bound.
+    capped_windows: int = 0
+
+
+def capped(windows: list[Detections]) -> int:
+    return sum(len(d) >= DEFAULT_MAX_DET for d in windows)
 
 
 def scene_factor(engine: Detector, scene: Scene, params: RescoreParams) -> tuple[float | None, float]:
@@ -88,4 +96,4 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
             if on_windows is not None:
                 on_windows(i + 1, len(windows))
     merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou)
-    return ScoredScene(merged, scored, gsd, factor)
+    return ScoredScene(merged, scored, gsd, factor, capped([d for _, d in per_window]))

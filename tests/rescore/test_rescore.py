@@ -41,6 +41,38 @@ def test_ships_land_within_one_pixel_of_truth(scenes, tmp_path, grid):
     assert "footprint_wkt" in pd.read_csv(tmp_path / "out" / "scenes.csv").columns
 
 
+class CrowdedEngine(ThresholdEngine):
+    """The real ships, and where a window holds the first one, as many more as the detector's cap allows."""
+
+    def detect(self, images, conf=0.25, iou=0.45):
+        from shipdet.detections import Detections
+        from shipdet.inference.postprocess import DEFAULT_MAX_DET
+
+        found = super().detect(images, conf, iou)
+        for i, img in enumerate(images):
+            if img[14, 25, 0] > 128:  # inside SHIPS[0]: this window is the marina
+                grid = np.arange(DEFAULT_MAX_DET)
+                boxes = np.column_stack([grid % 20 * 6, grid // 20 * 6, grid % 20 * 6 + 3, grid // 20 * 6 + 3])
+                found[i] = Detections(boxes.astype(float), np.full(DEFAULT_MAX_DET, 0.5),
+                                      np.zeros(DEFAULT_MAX_DET, int))
+        return found
+
+
+def test_a_window_at_the_detection_cap_is_counted_so_the_scene_count_reads_as_a_lower_bound(scenes, tmp_path,
+                                                                                             caplog):
+    for scene in sorted(scenes.glob("*.tif"))[1:]:
+        scene.unlink()
+    run = RescoreRun(tmp_path / "out", CrowdedEngine(), PARAMS)
+    with caplog.at_level("WARNING"):
+        assert run.run(resolve_sources([str(scenes)]))["done"] == 1
+    table = pd.read_csv(tmp_path / "out" / "scenes.csv")
+    assert table["capped_windows"].tolist() == [1]  # the one window whose pixels hold (14, 25)
+    assert "may hold more ships than were found" in caplog.text
+    plain = RescoreRun(tmp_path / "plain", ThresholdEngine(), PARAMS)
+    plain.run(resolve_sources([str(scenes)]))
+    assert pd.read_csv(tmp_path / "plain" / "scenes.csv")["capped_windows"].tolist() == [0]
+
+
 def test_corrupt_scene_is_recorded_and_the_rest_complete(scenes, tmp_path):
     (scenes / "broken.tif").write_bytes(b"II*\x00garbage")
     run = RescoreRun(tmp_path / "out", ThresholdEngine(), PARAMS)
