@@ -80,7 +80,8 @@ def train(settings: TrainSettings) -> Path:
 
     def keep_threads(trainer: Any) -> None:
         # ultralytics' select_device (in the trainer's constructor) resets torch to cpu_count - 1 threads: one on
-        # a 2-core machine, which trains at half speed. Set again once the trainer exists, before the first batch.
+        # a 2-core machine, where a batch's forward and backward then take twice as long. Set again once the
+        # trainer exists, before the first batch.
         torch.set_num_threads(threads)
     AugmentConfig(enabled=settings.augment).to_env()
     cuda = _cuda_requested(settings.device)
