@@ -10,20 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PT="${1:?weights, e.g. work/runs/default-yolo11n-512-stage13/weights/best.pt}"; NAME="${2:?a name, e.g. stage13}"
 CONF="${3:-0.28}"
-PORTS="${SHIPS:-../shared/data/ships}/sentinel2-ports"
 OUT="work/measure/$NAME"
-SHIPDET=(nice -n 19 .venv/bin/shipdet)
-export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false NO_ALBUMENTATIONS_UPDATE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
+source train/ports.sh
 mkdir -p "$OUT"
 "${SHIPDET[@]}" export "$PT" --imgsz 512 --data work/sets/merged/data.yaml --conf "$CONF" --name "$NAME" \
     --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
 "${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" work/sets/merged/data.yaml --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
-held_out=("$PORTS/marseille" "$PORTS/san_francisco")
-all_ports=()
-for port in "$PORTS"/*/; do all_ports+=("${port%/}"); done
-"${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${held_out[@]}" \
+"${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${HELD_OUT[@]}" \
     --factors 4 --out "$OUT/scenes-val" > "$OUT/scenes-val.log" 2>&1
-"${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${all_ports[@]}" \
+"${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${ALL_PORTS[@]}" \
     --factors 4 --out "$OUT/scenes-all" > "$OUT/scenes-all.log" 2>&1
 .venv/bin/python - "$OUT" <<'EOF'
 import json

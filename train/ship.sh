@@ -10,20 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PT="${1:?weights, e.g. work/runs/default-yolo11n-512-stage13/weights/best.pt}"; CONF="${2:?operating threshold}"
 VERSION="${3:?version, YYYY.MM.DD.n}"
-PORTS="${SHIPS:-../shared/data/ships}/sentinel2-ports"
 DOCS=docs/default-model
-SHIPDET=(nice -n 19 .venv/bin/shipdet)
-export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false NO_ALBUMENTATIONS_UPDATE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
+source train/ports.sh
 case "$PT" in work/runs/*/weights/*.pt) ;; *) echo "export from a run folder (work/runs/NAME/weights/best.pt)" >&2; exit 2;; esac
 # The scale range is the one every shipped model since stage 9 declares: 0.1 m (aerial) to 2.5 m (Sentinel-2 x4).
 "${SHIPDET[@]}" export "$PT" --imgsz 512 --data work/sets/merged/data.yaml --int8 --name shipdet-default \
     --version "$VERSION" --conf "$CONF" --gsd-range 0.1,2.5 --notes "$DOCS/limitations.md" \
     --out weights/shipdet-default.onnx
 "${SHIPDET[@]}" evaluate weights/shipdet-default.onnx work/sets/merged/data.yaml --out "$DOCS"
-all_ports=()
-for port in "$PORTS"/*/; do all_ports+=("${port%/}"); done
 for set in val all; do
-  if [ "$set" = val ]; then ports=("$PORTS/marseille" "$PORTS/san_francisco"); else ports=("${all_ports[@]}"); fi
+  if [ "$set" = val ]; then ports=("${HELD_OUT[@]}"); else ports=("${ALL_PORTS[@]}"); fi
   "${SHIPDET[@]}" evaluate-scenes weights/shipdet-default.onnx --annotations "$PORTS/coco_annotations.json" \
       "${ports[@]}" --factors 1,2,3,4 --out "work/ship-scenes-$set"
   cp "work/ship-scenes-$set/scenes.md" "$DOCS/scenes-$set.md"

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from shipdet.detections import Detections
 from shipdet.inference.engine import Engine
-from shipdet.inference.postprocess import Letterbox, decode_yolo
+from shipdet.inference.postprocess import DEFAULT_MAX_DET, Letterbox, decode_yolo
 
 
 class QueueFullError(Exception):
@@ -32,7 +32,7 @@ class DetectParams:
     conf: float
     iou: float
     classes: list[int] | None = None
-    max_det: int = 300
+    max_det: int = DEFAULT_MAX_DET
 
 
 @dataclass

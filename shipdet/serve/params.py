@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.scale import GSD_MAX_M, GSD_MIN_M
 from shipdet.serve.batcher import DetectParams
 from shipdet.serve.errors import ApiError
@@ -20,7 +21,7 @@ class DetectParameters(BaseModel):
     conf: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="Confidence threshold.")
     iou: float | None = Field(None, ge=0, le=1, allow_inf_nan=False, description="NMS IoU threshold.")
     classes: list[int] | None = Field(None, description="Class ids to keep.")
-    max_det: int = Field(300, ge=1, le=3000, description="Most detections per tile.")
+    max_det: int = Field(DEFAULT_MAX_DET, ge=1, le=3000, description="Most detections per tile.")
     gsd: float | None = Field(None, ge=GSD_MIN_M, le=GSD_MAX_M, allow_inf_nan=False, description=(
         "Metres per pixel of the tile (default: from a GeoTIFF's or the given georeference): a tile outside the "
         "model's scale range is resampled into it and its boxes mapped back."))

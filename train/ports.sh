@@ -1,0 +1,8 @@
+# Sourced by train/measure.sh and train/ship.sh: the offline environment, and the Sentinel-2 ports a stage is
+# measured on: HELD_OUT (the two the group-aware split keeps out of training) and ALL_PORTS (all nine).
+export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false NO_ALBUMENTATIONS_UPDATE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
+SHIPDET=(nice -n 19 .venv/bin/shipdet)
+PORTS="${SHIPS:-../shared/data/ships}/sentinel2-ports"
+HELD_OUT=("$PORTS/marseille" "$PORTS/san_francisco")
+ALL_PORTS=()
+for port in "$PORTS"/*/; do ALL_PORTS+=("${port%/}"); done
