@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Measure a trained stage as the decision to ship it needs (docs/default-model/stages.md):
 #   bash train/measure.sh WEIGHTS.pt NAME [CONF]
-# WEIGHTS is a run's weights/best.pt (or last.pt, or a soup): exported at 512 px with CONF as its operating
-# threshold (default 0.28, the shipped model's) into work/measure/NAME, then
+# WEIGHTS is a run's weights/best.pt (or last.pt, or a soup): exported at the input size it trained at, with CONF as
+# its operating threshold (default 0.28, the shipped model's) into work/measure/NAME, then
 #   - `shipdet evaluate` on the validation split (operating points, false alarms, per source);
-#   - `shipdet evaluate-scenes` at the working scale (x4) on the two held-out ports and on all nine.
+#   - `shipdet evaluate-scenes` at the working scale (x4; FACTORS=4,5 for more) on the two held-out ports and on
+#     all nine.
 # Prints one summary; the reports stay in work/measure/NAME. At idle priority, beside a training run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PT="${1:?weights, e.g. work/runs/default-yolo11n-512-stage13/weights/best.pt}"; NAME="${2:?a name, e.g. stage13}"
 CONF="${3:-0.28}"
+FACTORS="${FACTORS:-4}"
 OUT="work/measure/$NAME"
 source train/ports.sh
 mkdir -p "$OUT"
-"${SHIPDET[@]}" export "$PT" --imgsz 512 --data work/sets/merged/data.yaml --conf "$CONF" --name "$NAME" \
-    --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
+"${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data work/sets/merged/data.yaml --conf "$CONF" \
+    --name "$NAME" --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
 "${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" work/sets/merged/data.yaml --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${HELD_OUT[@]}" \
-    --factors 4 --out "$OUT/scenes-val" > "$OUT/scenes-val.log" 2>&1
+    --factors "$FACTORS" --out "$OUT/scenes-val" > "$OUT/scenes-val.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${ALL_PORTS[@]}" \
-    --factors 4 --out "$OUT/scenes-all" > "$OUT/scenes-all.log" 2>&1
-.venv/bin/python - "$OUT" <<'EOF'
+    --factors "$FACTORS" --out "$OUT/scenes-all" > "$OUT/scenes-all.log" 2>&1
+.venv/bin/python - "$OUT" "$FACTORS" <<'EOF'
 import json
 import sys
 from pathlib import Path
@@ -41,6 +43,8 @@ for source, s in sorted(m["by_source"].items()):
     print(f"  {source}: {s['images']} images, {s['ships']} ships, mAP50 {s.get('mAP50') or 0:.3f}, "
           f"R {s.get('recall') or 0:.3f}, F1 {s.get('f1') or 0:.3f}{alarms}")
 for scenes in ("scenes-val", "scenes-all"):
-    rows = [line for line in (out / scenes / "scenes.md").read_text().splitlines() if line.startswith("| 4 ")]
-    print(f"  {scenes} x4: {rows[0] if rows else 'no row at x4'}")
+    for factor in sys.argv[2].split(","):
+        rows = [line for line in (out / scenes / "scenes.md").read_text().splitlines()
+                if line.startswith(f"| {factor} ")]
+        print(f"  {scenes} x{factor}: {rows[0] if rows else f'no row at x{factor}'}")
 EOF

@@ -6,3 +6,8 @@ PORTS="${SHIPS:-../shared/data/ships}/sentinel2-ports"
 HELD_OUT=("$PORTS/marseille" "$PORTS/san_francisco")
 ALL_PORTS=()
 for port in "$PORTS"/*/; do ALL_PORTS+=("${port%/}"); done
+# The input size a checkpoint was trained at (its train_args), so a stage is exported and measured at its own size.
+trained_imgsz() {
+  .venv/bin/python -c 'import sys, torch
+print(torch.load(sys.argv[1], map_location="cpu", weights_only=False)["train_args"]["imgsz"])' "$1"
+}
