@@ -66,13 +66,18 @@ class TileError:
         return ApiError(self.status, self.code, self.message, self.detail)
 
 
-def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampled: bool) -> list[Window]:
-    """The tile whole (letterboxed, as it always was), or model-sized windows where resampling made it larger
-    than the model's input (letterboxing it would undo the resampling)."""
+def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampled: bool,
+                 scored_gsd_m: float | None = None, coarsest_m: float | None = None) -> list[Window]:
+    """The tile whole (letterboxed, as it always was), or model-sized windows where letterboxing would undo the
+    scale path: a resampled tile larger than the model's input, or a tile of known GSD that shrinking to the
+    input would make coarser than the model's range (a large aerial scene at 0.3 m letterboxed whole to 512 px
+    is scored at several metres a pixel, where cars pass for ships)."""
     height, width = pixels.shape[:2]
-    side = min(input_size)
-    if not resampled or (width <= input_size[1] and height <= input_size[0]):
+    shrink = max(height / input_size[0], width / input_size[1])
+    coarsened = scored_gsd_m is not None and coarsest_m is not None and scored_gsd_m * shrink > coarsest_m
+    if shrink <= 1 or not (resampled or coarsened):
         return [Window(0, 0, width, height)]
+    side = min(input_size)
     return tile_windows(width, height, side, min(SEAM_OVERLAP, side // 4))
 
 
@@ -101,7 +106,8 @@ def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference 
                            f"would be {new_w}x{new_h} pixels, over the limit of {max_pixels}",
                            {"max_pixels": max_pixels, "scale_factor": factor})
         pixels = resample(pixels, factor)
-    windows = plan_windows(pixels, input_size, factor != 1.0)
+    windows = plan_windows(pixels, input_size, factor != 1.0, None if gsd is None else gsd / factor,
+                           None if scale_range is None else scale_range.coarsest_m)
     tensors = []
     for win in windows:
         crop = pixels[win.row:win.row + win.height, win.col:win.col + win.width]

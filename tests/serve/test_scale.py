@@ -51,6 +51,20 @@ def test_resampled_tile_larger_than_the_input_is_scored_in_windows(scaled_server
     assert len(boxes) > 0 and (boxes >= -0.5).all() and (boxes <= 64.5).all()
 
 
+def test_a_tile_that_letterboxing_would_make_coarser_than_the_range_is_scored_in_windows(
+        scaled_server: LiveServer) -> None:
+    # The model's input is 64 px and its range 1-2 m. At 1.5 m, an 80 px tile letterboxed whole is scored at
+    # 1.875 m (inside the range); a 96 px tile would be at 2.25 m, so it is scored in windows at its own scale.
+    inside = detect(scaled_server, png(80, 80, 128), gsd=1.5).json()
+    coarsened = detect(scaled_server, png(96, 96, 128), gsd=1.5).json()
+    unknown = detect(scaled_server, png(96, 96, 128)).json()
+    assert inside["scale"] == {"gsd_m": 1.5, "factor": 1.0, "windows": 1}
+    assert coarsened["scale"] == {"gsd_m": 1.5, "factor": 1.0, "windows": 4}  # 96 px in 64 px windows: 2 x 2
+    assert unknown["scale"]["windows"] == 1  # without a GSD the tile is letterboxed whole, as before
+    boxes = np.array([d["xyxy"] for d in coarsened["detections"]])
+    assert len(boxes) > 0 and (boxes >= -0.5).all() and (boxes <= 96.5).all()
+
+
 def test_max_det_caps_the_tile_not_each_window_and_says_when_it_was_reached(scaled_server: LiveServer) -> None:
     whole = detect(scaled_server, png(64, 64, 128), gsd=4.0, max_det=3000).json()  # 9 windows, nothing cut
     assert whole["thresholds"]["max_det"] == 3000 and whole["thresholds"]["max_det_reached"] is False
