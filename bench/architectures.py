@@ -72,5 +72,6 @@ def main() -> None:
     write_section("architectures", "\n".join(lines))
     print("\n".join(lines))
 
+
 if __name__ == "__main__":
     main()
