@@ -24,7 +24,8 @@ class DetectParameters(BaseModel):
     max_det: int = Field(DEFAULT_MAX_DET, ge=1, le=3000, description="Most detections per tile.")
     gsd: float | None = Field(None, ge=GSD_MIN_M, le=GSD_MAX_M, allow_inf_nan=False, description=(
         "Metres per pixel of the tile (default: from a GeoTIFF's or the given georeference): a tile outside the "
-        "model's scale range is resampled into it and its boxes mapped back."))
+        "model's scale range is resampled into it and its boxes mapped back; one too large to letterbox whole "
+        "without leaving the range is scored in windows at its own scale."))
     geometry: Literal["point", "box"] = Field("point", description="GeoJSON geometry.")
 
     @field_validator("classes", mode="before")
