@@ -21,6 +21,7 @@ def shipdet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (["rescore", "nowhere", "--out", "o", "--conf", "5"], "conf"),
     (["serve", "--model", "missing.onnx"], "model not found at missing.onnx"),
     (["datasets", "yolo", "a", "b", "--out", "o", "--group", "("], "not a regular expression"),
+    (["datasets", "yolo", "a", "b", "--out", "o", "--tile", "128", "--overlap", "128"], "--overlap 128"),
     (["average", "a.pt", "--out", "m.pt"], "at least two checkpoints"),
 ])
 def test_usage_errors_are_one_clear_line(tmp_path: Path, args: list[str], says: str) -> None:

@@ -15,9 +15,9 @@ FACTORS="${FACTORS:-4}"
 OUT="work/measure/$NAME"
 source train/ports.sh
 mkdir -p "$OUT"
-"${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data work/sets/merged/data.yaml --conf "$CONF" \
+"${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --conf "$CONF" \
     --name "$NAME" --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
-"${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" work/sets/merged/data.yaml --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
+"${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" "$DATA" --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${HELD_OUT[@]}" \
     --factors "$FACTORS" --out "$OUT/scenes-val" > "$OUT/scenes-val.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${ALL_PORTS[@]}" \

@@ -1,8 +1,9 @@
-# Sourced by train/measure.sh and train/ship.sh: the offline environment, the Sentinel-2 ports a stage is
-# measured on (HELD_OUT: the two the group-aware split keeps out of training; ALL_PORTS: all nine), and
-# trained_imgsz, the input size a checkpoint is exported at.
+# Sourced by train/measure.sh and train/ship.sh: the offline environment, the split a stage is measured on (DATA,
+# default work/sets/merged/data.yaml), the Sentinel-2 ports it is measured on (HELD_OUT: the two the group-aware
+# split keeps out of training; ALL_PORTS: all nine), and trained_imgsz, the input size a checkpoint is exported at.
 export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false NO_ALBUMENTATIONS_UPDATE=1 ORT_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
 SHIPDET=(nice -n 19 .venv/bin/shipdet)
+DATA="${DATA:-work/sets/merged/data.yaml}"
 PORTS="${SHIPS:-../shared/data/ships}/sentinel2-ports"
 HELD_OUT=("$PORTS/marseille" "$PORTS/san_francisco")
 ALL_PORTS=()

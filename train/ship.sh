@@ -14,10 +14,10 @@ DOCS=docs/default-model
 source train/ports.sh
 case "$PT" in work/runs/*/weights/*.pt) ;; *) echo "export from a run folder (work/runs/NAME/weights/best.pt)" >&2; exit 2;; esac
 # The scale range is the one every shipped model since stage 9 declares: 0.1 m (aerial) to 2.5 m (Sentinel-2 x4).
-"${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data work/sets/merged/data.yaml --int8 \
+"${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --int8 \
     --name shipdet-default --version "$VERSION" --conf "$CONF" --gsd-range 0.1,2.5 --notes "$DOCS/limitations.md" \
     --out weights/shipdet-default.onnx
-"${SHIPDET[@]}" evaluate weights/shipdet-default.onnx work/sets/merged/data.yaml --out "$DOCS"
+"${SHIPDET[@]}" evaluate weights/shipdet-default.onnx "$DATA" --out "$DOCS"
 for set in val all; do
   if [ "$set" = val ]; then ports=("${HELD_OUT[@]}"); else ports=("${ALL_PORTS[@]}"); fi
   "${SHIPDET[@]}" evaluate-scenes weights/shipdet-default.onnx --annotations "$PORTS/coco_annotations.json" \

@@ -75,12 +75,15 @@ def yolo(images: Path = typer.Argument(...), labels: Path = typer.Argument(...),
          empty_unlabelled: bool = typer.Option(False, "--empty-unlabelled",
                                                help="An empty label file means lost labels, not a ship-free image: "
                                                     "such images are left out (MASATI)."),
+         tile: int = typer.Option(0, help="Cut images larger than this into tiles at their own scale (0: no)."),
+         overlap: int = typer.Option(128, help="Tile overlap in pixels."),
+         min_visible: float = typer.Option(0.4, help="Drop boxes with less of their area inside a tile."),
          val_fraction: float = VAL, seed: int = SEED, strict: bool = STRICT) -> None:
     """YOLO labels with a class map (e.g. `vhr`: --class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship)."""
     from shipdet.datasets.labelfiles import convert_yolo
 
     _done(convert_yolo(images, labels, out, ClassMap.parse(class_map), classes, source, gsd, strict,
-                       val_fraction, seed, group, empty_unlabelled), out)
+                       val_fraction, seed, group, empty_unlabelled, tile or None, overlap, min_visible), out)
 
 
 @app.command()

@@ -46,9 +46,13 @@ def image_group(stem: str, pattern: str | None) -> str:
 def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: Parser, oriented: bool,
              source: str, gsd_m: float | None, strict: bool,
              val_fraction: float, seed: int, group_pattern: str | None = None,
-             empty_unlabelled: bool = False) -> ConversionReport:
+             empty_unlabelled: bool = False, tile: int | None = None, overlap: int = 64,
+             min_visible: float = 0.4) -> ConversionReport:
     """`empty_unlabelled`: an empty or missing label file means the labels were lost, not that the image is
-    ship-free (MASATI: every image of the published set comes from a category with ships)."""
+    ship-free (MASATI: every image of the published set comes from a category with ships).
+
+    `tile`: an image larger than this is cut into tiles at its own scale (the tiles keep the image's group), so
+    its small ships are not shrunk by letterboxing the whole chip into the model's input."""
     for folder, what in ((images, "images"), (labels, "labels")):
         if not folder.is_dir():
             raise DatasetNotFoundError(f"{source} {what} folder not found at {folder}")
@@ -70,7 +74,10 @@ def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: 
                 raise
             writer.skip(str(exc))
             continue
-        writer.add(image_path.stem, image, dets, group=group, oriented=oriented)
+        if tile and max(height, width) > tile:
+            writer.add_tiled(image_path.stem, image, dets, group, oriented, tile, overlap, min_visible)
+        else:
+            writer.add(image_path.stem, image, dets, group=group, oriented=oriented)
     return writer.close(val_fraction, seed)
 
 
@@ -89,7 +96,11 @@ def read_class_names(path: Path | None) -> dict[int, str]:
 def convert_yolo(images: Path, labels: Path, out: Path, class_map: ClassMap, classes_file: Path | None = None,
                  source: str = "yolo", gsd_m: float | None = None, strict: bool = False,
                  val_fraction: float = 0.2, seed: int = 0, group_pattern: str | None = None,
-                 empty_unlabelled: bool = False) -> ConversionReport:
+                 empty_unlabelled: bool = False, tile: int | None = None, overlap: int = 64,
+                 min_visible: float = 0.4) -> ConversionReport:
+    if tile is not None and not 0 <= overlap < tile:
+        raise ConfigError(f"--overlap {overlap} must be at least 0 and smaller than --tile {tile}",
+                          "the harness and the service tile 640 px with a 128 px overlap")
     if group_pattern:
         try:
             re.compile(group_pattern)
@@ -102,7 +113,7 @@ def convert_yolo(images: Path, labels: Path, out: Path, class_map: ClassMap, cla
 
     oriented = any(len(ln.split()) >= 9 for p in labels.glob("*.txt") for ln in p.read_text().splitlines()[:1])
     return _convert(images, labels, out, class_map, parse, oriented, source, gsd_m, strict, val_fraction, seed,
-                    group_pattern, empty_unlabelled)
+                    group_pattern, empty_unlabelled, tile, overlap, min_visible)
 
 
 def convert_dota(images: Path, labels: Path, out: Path, class_map: ClassMap, source: str = "dota",

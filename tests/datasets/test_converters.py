@@ -103,6 +103,32 @@ def test_coco_tiling_clips_boxes(tmp_path):
         assert np.all(labels.xyxy >= -1e-3) and np.all(labels.xyxy[:, [0, 2]] <= 128 + 1e-3)
 
 
+def test_yolo_tiles_a_large_chip_at_its_own_scale(tmp_path):
+    # A 200 x 100 chip cut into 128 px tiles with a 32 px overlap: windows at x 0 and 72, one row (100 < 128).
+    _image(tmp_path / "images" / "big.jpg", 200, 100)
+    _image(tmp_path / "images" / "small.jpg", 100, 80)
+    (tmp_path / "labels").mkdir()
+    boxes = [(10, 20, 40, 30), (80, 50, 110, 60), (120, 70, 150, 80)]  # x1 y1 x2 y2 in chip pixels
+    (tmp_path / "labels" / "big.txt").write_text("".join(
+        f"0 {(x1 + x2) / 400} {(y1 + y2) / 200} {(x2 - x1) / 200} {(y2 - y1) / 100}\n" for x1, y1, x2, y2 in boxes))
+    (tmp_path / "labels" / "small.txt").write_text("0 0.5 0.5 0.2 0.25\n")
+    out = tmp_path / "out"
+    report = convert_yolo(tmp_path / "images", tmp_path / "labels", out, ClassMap.parse(None), tile=128, overlap=32,
+                          val_fraction=0.5)
+    assert report.images == 3  # two tiles and the small chip, whole
+    # The third ship shows 8 of its 30 px in the first tile, under the 0.4 sliver threshold: left out there.
+    np.testing.assert_allclose(_labels(out, "big_0_0", 128, 100).xyxy, [[10, 20, 40, 30], [80, 50, 110, 60]],
+                               atol=0.01)
+    np.testing.assert_allclose(_labels(out, "big_72_0", 128, 100).xyxy, [[8, 50, 38, 60], [48, 70, 78, 80]],
+                               atol=0.01)
+    np.testing.assert_allclose(_labels(out, "small", 100, 80).xyxy, [[40, 30, 60, 50]], atol=0.01)
+    assert Image.open(out / "images" / "big_72_0.jpg").size == (128, 100)
+    sides = {line.split(",")[2]: line.split(",")[3] for line in (out / "split.csv").read_text().split()[1:]}
+    assert sides["big_0_0"] == sides["big_72_0"] != sides["small"]  # the tiles keep their chip's group
+    with pytest.raises(ConfigError, match="--overlap 128"):
+        convert_yolo(tmp_path / "images", tmp_path / "labels", out, ClassMap.parse(None), tile=128, overlap=128)
+
+
 def test_yolo_class_map_and_dota(tmp_path):
     _image(tmp_path / "y" / "images" / "t1.jpg")
     (tmp_path / "y" / "labels").mkdir()
