@@ -12,12 +12,14 @@ SHIPDET="${SHIPDET:-.venv/bin/shipdet}"
 S2_SCALES="${S2_SCALES:-4}"
 $SHIPDET datasets airbus "$D/airbus/train_ship_segmentations_v2.csv" "$D/airbus/train_v2" --empty-fraction 1 --out "$S/airbus"
 $SHIPDET datasets voc "$D/boats/annotations" "$D/boats/images" --source boats --class-map '*=ship' --out "$S/boats"
-# vhr's 930 px chips are cut into 640 px tiles with a 128 px overlap, as the harness and the service cut a
-# large image (from stage 16 on; VHR_TILE=0 keeps them whole, as stages up to 15 were trained): letterboxed whole
-# into 512 px, its moored dinghies (20-35 px at 0.3 m) shrank to 11-19 px. The tiles keep their chip's group.
+# VHR_TILE=640 cuts vhr's 930 px chips into 640 px tiles with a 128 px overlap, as the harness and the
+# service cut a large image: letterboxed whole into 512 px, its moored dinghies (20-35 px at 0.3 m) shrink to
+# 11-19 px. Stage 16 trained on that (`VHR_TILE=640 bash datasets/convert.sh ../shared/data/ships work/sets-tiled`);
+# the tiles keep their chip's group, so the split is the same. The default (0: whole chips) is the split every
+# model since stage 10 is measured on, which counts each validation ship once.
 $SHIPDET datasets yolo "$D/vhr/images" "$D/vhr/labels" --classes "$D/vhr/classes.txt" \
     --class-map naval=ship,Merchant=ship,dock=drop,other_vessel=ship --source vhr --gsd 0.3 \
-    --tile "${VHR_TILE:-640}" --overlap 128 --out "$S/vhr"
+    --tile "${VHR_TILE:-0}" --overlap 128 --out "$S/vhr"
 # MASATI ids are single captures, all from categories with ships: an empty label file is a lost label (left out).
 # Google Earth chips share a place prefix (PE_, SA_, ...): one group per place, so neighbouring frames of one port
 # never straddle the split. UC Merced: ship-free, 0.3 m, groups of ten.
