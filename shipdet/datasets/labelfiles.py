@@ -46,7 +46,7 @@ def image_group(stem: str, pattern: str | None) -> str:
 def _convert(images: Path, labels: Path, out: Path, class_map: ClassMap, parse: Parser, oriented: bool,
              source: str, gsd_m: float | None, strict: bool,
              val_fraction: float, seed: int, group_pattern: str | None = None,
-             empty_unlabelled: bool = False, tile: int | None = None, overlap: int = 64,
+             empty_unlabelled: bool = False, tile: int | None = None, overlap: int = 128,
              min_visible: float = 0.4) -> ConversionReport:
     """`empty_unlabelled`: an empty or missing label file means the labels were lost, not that the image is
     ship-free (MASATI: every image of the published set comes from a category with ships).
@@ -96,7 +96,7 @@ def read_class_names(path: Path | None) -> dict[int, str]:
 def convert_yolo(images: Path, labels: Path, out: Path, class_map: ClassMap, classes_file: Path | None = None,
                  source: str = "yolo", gsd_m: float | None = None, strict: bool = False,
                  val_fraction: float = 0.2, seed: int = 0, group_pattern: str | None = None,
-                 empty_unlabelled: bool = False, tile: int | None = None, overlap: int = 64,
+                 empty_unlabelled: bool = False, tile: int | None = None, overlap: int = 128,
                  min_visible: float = 0.4) -> ConversionReport:
     if tile is not None and not 0 <= overlap < tile:
         raise ConfigError(f"--overlap {overlap} must be at least 0 and smaller than --tile {tile}",
