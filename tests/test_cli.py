@@ -23,6 +23,7 @@ def shipdet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (["datasets", "yolo", "a", "b", "--out", "o", "--group", "("], "not a regular expression"),
     (["datasets", "yolo", "a", "b", "--out", "o", "--tile", "128", "--overlap", "128"], "--overlap 128"),
     (["average", "a.pt", "--out", "m.pt"], "at least two checkpoints"),
+    (["datasets", "merge", "a", "--out", "o", "--crowded", "ten=4"], "'ten=4' is not MIN=N"),
 ])
 def test_usage_errors_are_one_clear_line(tmp_path: Path, args: list[str], says: str) -> None:
     result = shipdet(*args, cwd=tmp_path)

@@ -144,12 +144,22 @@ def merge(sets: list[Path] = typer.Argument(..., help="Converted set folders."),
           train_only: list[str] = typer.Option([], "--train-only", help="Sources never used for validation."),
           oversample: list[str] = typer.Option([], "--oversample", help="SOURCE=N: list that source's training "
                                                "images with ships N times (repeatable)."),
+          crowded: str = typer.Option(None, help="MIN=N: list every training image with at least MIN ships N times "
+                                                 "in all (e.g. 10=4: marinas)."),
           val_fraction: float = VAL, seed: int = SEED) -> None:
     """Merge converted sets into one data YAML with a group-aware split and a report."""
     from shipdet.datasets.merge import merge_sets
 
     factors = dict(_source_factor(text) for text in oversample)
-    typer.echo(merge_sets(sets, out, val_fraction, seed, val_group, train_only, factors))
+    least_times = _min_times(crowded) if crowded else None
+    typer.echo(merge_sets(sets, out, val_fraction, seed, val_group, train_only, factors, least_times))
+
+
+def _min_times(text: str) -> tuple[int, int]:
+    least, _, times = text.partition("=")
+    if not least.strip().isdigit() or not times.strip().isdigit():
+        raise typer.BadParameter(f"{text!r} is not MIN=N (e.g. 10=4)", param_hint="--crowded")
+    return int(least), int(times)
 
 
 def _source_factor(text: str) -> tuple[str, int]:

@@ -24,19 +24,24 @@ def set_class_names(root: Path) -> dict[int, str]:
 
 def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed: int = 0,
                val_groups: Sequence[str] = (), train_only: Sequence[str] = (),
-               oversample: Mapping[str, int] | None = None) -> str:
+               oversample: Mapping[str, int] | None = None, crowded: tuple[int, int] | None = None) -> str:
     """Write one split over several converted sets into `out`; returns the Markdown report.
 
     Groups are namespaced by source, so no scene, port or source image is on both sides. Sources named in
     `train_only` (e.g. `synth`) never go to validation. `oversample` maps a source to how many times each of its
     training images that holds ships is listed: a source with few ships (ten Sentinel-2 scenes beside thousands of
-    aerial chips) otherwise weighs almost nothing in an epoch. Validation is never repeated.
+    aerial chips) otherwise weighs almost nothing in an epoch. `crowded` = (MIN, N): every training image holding at
+    least MIN ships is listed N times in all (counting its source's factor): marinas of moored small craft are a few
+    dozen chips, and the model scores their boats lowest. Validation is never repeated.
     """
     oversample = dict(oversample or {})
     bad = {s: n for s, n in oversample.items() if not isinstance(n, int) or n < 1}
     if bad:
         raise DatasetFormatError(f"oversampling factors must be whole numbers >= 1, got {bad}",
                                  "write SOURCE=N with N = 1, 2, 3, ...")
+    if crowded is not None and (crowded[0] < 1 or crowded[1] < 1):
+        raise DatasetFormatError(f"crowded images need at least 1 ship and a factor >= 1, got {crowded}",
+                                 "write MIN=N, e.g. 10=4: images with 10 ships or more listed 4 times")
     names = None
     rows = []
     for root in sets:
@@ -65,7 +70,22 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
                   and int(r.get("n_boxes") or 0) > 0 and sides[(source, r["group"], r["name"])] == "train"]
         _append_train(out, chosen * (factor - 1))
         repeated[source] = len(chosen)
-    return merge_report(out, {s: (repeated[s], oversample[s]) for s in repeated})
+    extra = _append_crowded(out, rows, sides, oversample, crowded) if crowded else None
+    return merge_report(out, {s: (repeated[s], oversample[s]) for s in repeated}, extra)
+
+
+def _append_crowded(out: Path, rows: Sequence[tuple[Path, dict[str, str]]], sides: Mapping[tuple[str, str, str], str],
+                    oversample: Mapping[str, int], crowded: tuple[int, int]) -> str:
+    least, times = crowded
+    chosen = [(root, r) for root, r in rows if is_labelled(r) and int(r.get("n_boxes") or 0) >= least
+              and sides.get((r["source"], r["group"], r["name"])) == "train"]
+    added = 0
+    for row in chosen:
+        more = times - oversample.get(row[1]["source"], 1)
+        _append_train(out, [row] * max(more, 0))
+        added += max(more, 0)
+    return (f"Crowded: the {len(chosen)} training images with {least} ships or more are each listed {times} times in "
+            f"all ({added} extra entries).")
 
 
 def _append_train(out: Path, rows: Sequence[tuple[Path, dict[str, str]]]) -> None:
@@ -85,8 +105,9 @@ def read_split(out: Path) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = None) -> str:
-    """`oversampled`: source -> (training images with ships, times each is listed)."""
+def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = None,
+                 crowded: str | None = None) -> str:
+    """`oversampled`: source -> (training images with ships, times each is listed); `crowded`: its line."""
     per: Counter[tuple[str, str]] = Counter()
     groups: dict[tuple[str, str], set[str]] = {}
     for source, group, _, side in read_split(out):
@@ -103,6 +124,8 @@ def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = 
     for source, (images, factor) in sorted((oversampled or {}).items()):
         md.append(f"Oversampled: the {images} {source} training images with ships are each listed {factor} times "
                   f"in train.txt ({images * (factor - 1)} extra entries).")
+    if crowded:
+        md.append(crowded)
     report = "\n".join(md)
     (out / "merge_report.md").write_text(report)
     return report

@@ -11,7 +11,7 @@ from shipdet.datasets.merge import merge_sets
 from shipdet.datasets.split import assign_groups
 from shipdet.datasets.synth import SynthConfig, make_scene
 from shipdet.datasets.synth_set import write_synth_set
-from shipdet.datasets.writer import YoloSetWriter
+from shipdet.datasets.writer import YoloSetWriter, read_manifest
 from shipdet.datasets.xview import convert_xview
 from shipdet.detections import Detections
 from shipdet.errors import DatasetFormatError
@@ -132,6 +132,26 @@ def test_merge_oversamples_a_source_with_few_ships_in_training_only(tmp_path):
     assert all(train.count(p) == 1 for p in train if "/many/" in p)
     assert len((tmp_path / "m" / "train-obb.txt").read_text().split()) == len(train)
     assert f"the {len(with_ships)} few training images with ships are each listed 3 times" in report
+
+
+def test_merge_lists_crowded_training_images_n_times_in_all(tmp_path):
+    few = tmp_path / "few"
+    _few_ships_set(few, positives=6, empties=4)
+    boxes = {r["name"]: int(r["n_boxes"]) for r in read_manifest(few / "manifest.csv")}
+    least = sorted(boxes.values())[-3]  # the three most crowded images, or more on a tie
+    report = merge_sets([few], tmp_path / "m", val_fraction=0.3, oversample={"few": 2}, crowded=(least, 5))
+    train = (tmp_path / "m" / "train.txt").read_text().split()
+    rows = [line.split(",") for line in (tmp_path / "m" / "split.csv").read_text().splitlines()[1:]]
+    few_train = [name for _, _, name, side in rows if side == "train"]
+    listed = {n: sum(p.endswith(f"/{n}.jpg") for p in train) for n in few_train}
+    crowded = [n for n in few_train if boxes[n] >= least]
+    assert crowded and len(crowded) < len(few_train)
+    # five in all, not five on top of the source's two; the rest keep the source's factor
+    assert listed == {n: 5 if n in crowded else 2 if boxes[n] else 1 for n in few_train}
+    assert f"the {len(crowded)} training images with {least} ships or more are each listed 5 times" in report
+    assert f"({3 * len(crowded)} extra entries)" in report
+    with pytest.raises(DatasetFormatError, match="at least 1 ship"):
+        merge_sets([few], tmp_path / "m2", crowded=(0, 4))
 
 
 @pytest.mark.parametrize("factors, words", [({"few": 0}, "whole numbers >= 1"), ({"nosuch": 2}, "no such source")])
