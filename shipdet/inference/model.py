@@ -17,6 +17,9 @@ from shipdet.scale import ScaleRange
 # operating points (`shipdet evaluate`) and recorded in the ONNX metadata; models exported before carry none.
 CONF_METADATA_KEY = "shipdet_conf"
 FALLBACK_CONF = 0.25
+# The views (flips) each tile is scored in and fused (`shipdet.inference.views`): part of the operating point, as
+# the threshold is, since fused scores are means over the views. Models exported before carry none: one view.
+VIEWS_METADATA_KEY = "shipdet_views"
 
 PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
                   "cpu": "CPUExecutionProvider"}
@@ -33,6 +36,7 @@ class ModelInfo:
     metadata: dict[str, str]
     card: dict[str, Any] = field(default_factory=dict)
     default_conf: float = FALLBACK_CONF  # the threshold it is served at unless a request asks for another
+    default_views: int = 1  # the views it is scored in unless a request asks for others
 
     @property
     def name(self) -> str:
@@ -60,6 +64,16 @@ def operating_conf(metadata: dict[str, str]) -> float:
         raise ModelLoadError(f"model metadata {CONF_METADATA_KEY}={raw!r} is not a confidence in (0, 1)",
                              "re-export with `shipdet export --conf 0.3` (or without --conf)")
     return conf
+
+
+def operating_views(metadata: dict[str, str]) -> int:
+    from shipdet.inference.views import VIEW_COUNTS
+
+    raw = metadata.get(VIEWS_METADATA_KEY, "1")
+    if raw.strip() not in {str(n) for n in VIEW_COUNTS}:
+        raise ModelLoadError(f"model metadata {VIEWS_METADATA_KEY}={raw!r} is not one of {VIEW_COUNTS}",
+                             "re-export with `shipdet export --views 4` (or without --views)")
+    return int(raw)
 
 
 def file_sha256(path: Path) -> str:
@@ -110,7 +124,8 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     task = props.get("task", "detect")
     if task not in ("detect", "obb"):
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
-    return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props))
+    return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props),
+                     operating_views(props))
 
 
 def session_options(threads: int = 0) -> Any:

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
         resample: bool = typer.Option(None, "--resample/--no-resample",
                                       help="Resample scenes of known GSD into the model's scale range (default: on)."),
         scale: float = typer.Option(None, help="Resample every scene by this factor instead (e.g. to compare)."),
+        views: int = typer.Option(None, help="Score each window in 1, 2, 4 or 8 views (flips, then quarter turns) "
+                                             "and fuse them (default: the model's own; N views cost N inferences)."),
         batch: int = typer.Option(None, help="Windows per model call (default 8)."),
         providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
         retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
@@ -51,7 +53,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
         given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "grid": grid,
                                   "cloud_band": cloud_band, "crs": crs, "max_batch": batch, "gsd": gsd,
-                                  "resample": resample, "scale": scale}
+                                  "resample": resample, "scale": scale, "views": views}
         params = RescoreParams(**{k: v for k, v in given.items() if v is not None})  # refused before any work
         scenes = resolve_sources(sources)
         engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],

@@ -29,6 +29,7 @@ class RescoreParams(BaseSettings):
     gsd: float | None = None  # metres per pixel of every scene (default: from each scene's georeference)
     resample: bool = True    # resample scenes of known GSD into the model's scale range (shipdet.scale)
     scale: float | None = Field(None, ge=0.125, le=8)  # a fixed resampling factor instead (comparing scales)
+    views: int | None = None  # views each window is scored in and fused (shipdet.inference.views); None: the model's
     max_batch: int = Field(8, ge=1, le=1024)
     readahead: int = Field(16, ge=1, le=1024)  # windows read ahead of inference
 
@@ -40,6 +41,15 @@ class RescoreParams(BaseSettings):
                 check_gsd(value)
             except ConfigError as exc:
                 raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("views")
+    @classmethod
+    def _whole_group(cls, value: int | None) -> int | None:
+        if value is not None:
+            from shipdet.inference.views import views_for
+
+            views_for(value)  # its ValueError names the counts there are
         return value
 
     @field_validator("crs")

@@ -14,7 +14,15 @@ import numpy as np
 from shipdet.detections import Detections
 from shipdet.rescore.run import RescoreRun, RunCounts
 from shipdet.rescore.scene import open_scene
-from shipdet.rescore.scoring import ScoredScene, capped, scene_factor, scene_windows, scoring_conf
+from shipdet.rescore.scoring import (
+    ScoredScene,
+    capped,
+    in_views,
+    scene_factor,
+    scene_windows,
+    scoring_conf,
+    scoring_views,
+)
 from shipdet.rescore.sources import SceneSource
 from shipdet.scale import detect_resampled
 from shipdet.tiling import Window, merge_windows
@@ -24,7 +32,7 @@ class WindowScorer:
     """A Ray actor: opens scenes as their windows arrive, scores a batch of windows, returns flat detections."""
 
     def __init__(self, model: str, providers: list[str], max_batch: int, scenes: dict[int, dict[str, Any]],
-                 conf: float, iou: float) -> None:
+                 conf: float, iou: float, views: int = 1) -> None:
         from shipdet.inference.engine import Engine
 
         # One actor per CPU is Ray's unit of parallelism: each engine single-threaded, or actors would fight.
@@ -32,6 +40,7 @@ class WindowScorer:
         self.scenes = scenes
         self.open: dict[int, Any] = {}
         self.conf, self.iou = conf, iou
+        self.viewed = in_views(self.engine, views)
 
     def _scene(self, index: int) -> Any:
         if index not in self.open:
@@ -53,7 +62,7 @@ class WindowScorer:
         for i in with_data:
             by_factor[float(self.scenes[int(batch["scene"][i])]["factor"])].append(i)
         for factor, indices in by_factor.items():
-            found = detect_resampled(self.engine, [pixels[i] for i in indices if pixels[i] is not None], factor,
+            found = detect_resampled(self.viewed, [pixels[i] for i in indices if pixels[i] is not None], factor,
                                      self.conf, self.iou)
             for i, dets in zip(indices, found, strict=True):
                 results[i] = dets
@@ -109,7 +118,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             num_gpus=num_gpus, fn_constructor_kwargs={
                 "model": str(run.engine.info.path), "providers": list(providers),
                 "max_batch": run.params.max_batch, "scenes": specs, "conf": scoring_conf(run.engine, run.params),
-                "iou": run.params.iou})
+                "iou": run.params.iou, "views": scoring_views(run.engine, run.params)})
         for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
             for i in range(len(batch["scene"])):
                 w = Window(*(int(v) for v in batch["window"][i]))

@@ -13,6 +13,7 @@ import numpy as np
 from shipdet.detections import Detections
 from shipdet.inference.detector import Detector
 from shipdet.inference.postprocess import DEFAULT_MAX_DET
+from shipdet.inference.views import ViewedDetector
 from shipdet.rescore.params import RescoreParams
 from shipdet.rescore.scene import Scene
 from shipdet.scale import detect_resampled, scaled_windows
@@ -70,6 +71,15 @@ def scoring_conf(engine: Detector, params: RescoreParams) -> float:
     return params.conf if params.conf is not None else engine.info.default_conf
 
 
+def scoring_views(engine: Detector, params: RescoreParams) -> int:
+    return params.views if params.views is not None else engine.info.default_views
+
+
+def in_views(engine: Detector, count: int) -> Detector:
+    """The engine, scoring each window in `count` views and fusing them where that is more than one."""
+    return engine if count == 1 else ViewedDetector(engine, count)
+
+
 def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
                  on_windows: Callable[[int, int], None] | None = None) -> ScoredScene:
     """All ships in a scene: windows with overlap (resampled to the model's scale where the GSD is known),
@@ -77,6 +87,7 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
     each batch (progress inside a large scene)."""
     gsd, factor = scene_factor(engine, scene, params)
     windows = scene_windows(engine, scene, params, factor)
+    viewed = in_views(engine, scoring_views(engine, params))
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []
@@ -88,7 +99,7 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
         if item[1] is not None:
             batch.append(item)
         if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
-            results = detect_resampled(engine, [a for _, a in batch], factor, scoring_conf(engine, params),
+            results = detect_resampled(viewed, [a for _, a in batch], factor, scoring_conf(engine, params),
                                        params.iou)
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
             scored += len(batch)

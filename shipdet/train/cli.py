@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
         conf: float = typer.Option(None, help="Confidence (default: the model's operating threshold, else 0.25)."),
         iou: float = typer.Option(0.3, help="IoU for a match."),
         out: Path = typer.Option(None, help="Write scenes.json and scenes.md here."),
+        views: int = typer.Option(None, help="Views each window is scored in and fused: 1, 2, 4, 8 (default: the "
+                                             "model's own)."),
     ) -> None:
         """Score whole scenes as `shipdet rescore` does, at several resampling factors, against their truth."""
         from shipdet.errors import ConfigError
@@ -59,7 +61,7 @@ def register(app: typer.Typer) -> None:
             chosen = [float(f) for f in factors.split(",")]
         except ValueError:
             raise ConfigError(f"--factors {factors!r} is not a list of numbers", "e.g. --factors 1,2,3,4") from None
-        rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou)
+        rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou, views=views)
         report = scenes_markdown(rows, model, iou)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -108,11 +110,14 @@ def register(app: typer.Typer) -> None:
         gsd: float = typer.Option(None, help="Metres per pixel, for recall by size in metres."),
         draw: int = typer.Option(0, help="Draw this many validation images with truth and detections."),
         imgsz: int = typer.Option(640, help="Input size for a .pt model (an ONNX model carries its own)."),
+        views: int = typer.Option(None, help="Views each image is scored in and fused, for an .onnx model: 1, 2, 4, "
+                                             "8 (default: the model's own)."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.train.evaluate import evaluate_model
 
-        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz)
+        report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz,
+                                views=views)
         typer.echo(report)
 
     @app.command()
@@ -132,6 +137,9 @@ def register(app: typer.Typer) -> None:
         conf: float = typer.Option(None, help="The operating threshold the model is served at unless a request "
                                               "asks for another, chosen from `shipdet evaluate`'s operating points "
                                               "(default: none recorded, served at 0.25)."),
+        views: int = typer.Option(1, help="The views (1, 2, 4, 8) each tile is scored in and fused by default, "
+                                          "chosen with --conf from `shipdet evaluate --views` (N views cost N "
+                                          "inferences)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
@@ -146,7 +154,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
                             data=data, name=name, version=version, notes=notes,
-                            gsd_range=scale_range, conf=conf)
+                            gsd_range=scale_range, conf=conf, views=views)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command()

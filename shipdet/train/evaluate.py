@@ -57,11 +57,15 @@ def image_sources(images: Sequence[Path]) -> tuple[list[str], list[float], list[
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
-def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf: float = 0.001) -> Predictor:
+def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf: float = 0.001,
+                   views: int | None = None) -> Predictor:
+    """`views`: the views each image is scored in and fused (default: the model's own)."""
     from shipdet.inference.engine import Engine
+    from shipdet.inference.views import detect_in_views
 
     engine = Engine(model, providers=providers)
-    return lambda images: engine.detect(images, conf=conf, iou=0.6, max_det=300)
+    count = engine.info.default_views if views is None else views
+    return lambda images: detect_in_views(engine, images, count, conf=conf, iou=0.6)
 
 
 def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float = 0.6) -> Predictor:
@@ -165,8 +169,9 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
 
 
 def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
+    scored = f" Each image scored in {m['views']} views, fused." if m.get("views", 1) > 1 else ""
     lines = [f"# Evaluation of `{model.name}`", "", f"Data: `{data}`, split `{split}`: {m['images']} images, "
-             f"{m['ships']} ships.", "", "| metric | value |", "|---|---|",
+             f"{m['ships']} ships.{scored}", "", "| metric | value |", "|---|---|",
              f"| mAP50 | {m['mAP50']:.3f} |", f"| mAP50-95 | {m['mAP50-95']:.3f} |",
              f"| precision @ conf {m['conf']} | {m['precision']:.3f} |", f"| recall | {m['recall']:.3f} |",
              f"| F1 | {m['f1']:.3f} |",
@@ -214,14 +219,16 @@ def _per_image(fa: dict[str, Any]) -> str:
 
 def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
-                   batch: int = 8, draw: int = 0) -> str:
+                   batch: int = 8, draw: int = 0, views: int | None = None) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
-    `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at."""
+    `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
+    model): the views each image is scored in, default the model's own."""
     if conf is None:
         conf = load_model_info(model, verify=False).default_conf if model.suffix == ".onnx" else FALLBACK_CONF
     images = split_images(data, split)
     names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
-    predict = predictor or (onnx_predictor(model) if model.suffix == ".onnx" else torch_predictor(model, imgsz))
+    predict = predictor or (onnx_predictor(model, views=views) if model.suffix == ".onnx"
+                            else torch_predictor(model, imgsz))
     preds: list[Detections] = []
     truths: list[Detections] = []
     shown: list[NDArray[np.uint8]] = []
@@ -243,6 +250,8 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     if gsd_m is not None:
         gsd = [gsd_m] * len(images)
     metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales)
+    if predictor is None and model.suffix == ".onnx":
+        metrics["views"] = views or load_model_info(model, verify=False).default_views
     out.mkdir(parents=True, exist_ok=True)
     metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

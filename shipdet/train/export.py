@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from shipdet.errors import ShipdetError
-from shipdet.inference.model import CONF_METADATA_KEY, FALLBACK_CONF, file_sha256
+from shipdet.inference.model import CONF_METADATA_KEY, FALLBACK_CONF, VIEWS_METADATA_KEY, file_sha256
+from shipdet.inference.views import VIEW_COUNTS
 from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
 from shipdet.scale import ScaleRange
 from shipdet.train.card import write_card
@@ -102,10 +103,11 @@ def _add_metadata(path: Path, extra: dict[str, str]) -> None:
 def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
                  version: str | None = None, notes: Path | None = None,
-                 gsd_range: ScaleRange | None = None, conf: float | None = None) -> dict[str, Any]:
+                 gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
     default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
-    at by default (none recorded: 0.25)."""
+    at by default (none recorded: 0.25); `views`: the views each tile is scored in and fused, by default
+    (`shipdet.inference.views`; `conf` is then a threshold on the fused score)."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -116,6 +118,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
     if conf is not None and not 0.0 < conf < 1.0:
         raise ShipdetError(f"--conf {conf} is not a confidence in (0, 1)", "e.g. --conf 0.3")
+    if views not in VIEW_COUNTS:
+        raise ShipdetError(f"--views {views} is not one of {', '.join(map(str, VIEW_COUNTS))}", "e.g. --views 4")
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
     model = YOLO(str(weights))
@@ -137,6 +141,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         extra[SCALE_METADATA_KEY] = scale_range.to_metadata()
     if conf is not None:
         extra[CONF_METADATA_KEY] = repr(float(conf))
+    if views != 1:
+        extra[VIEWS_METADATA_KEY] = str(views)
     _add_metadata(target, extra)
     tiles = _sample_tiles(data, imgsz)
     for parity_conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds some
@@ -149,7 +155,7 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds"),
                             "gsd_range_m": None if scale_range is None else [scale_range.finest_m,
                                                                               scale_range.coarsest_m],
-                            "default_conf": FALLBACK_CONF if conf is None else float(conf)}
+                            "default_conf": FALLBACK_CONF if conf is None else float(conf), "default_views": views}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

@@ -28,6 +28,7 @@ class _Info:
     name = "threshold"
     scale_range: ScaleRange | None = None  # a model exported before scale was recorded: scenes are not resampled
     default_conf = 0.25
+    default_views = 1
 
 
 class ThresholdEngine:

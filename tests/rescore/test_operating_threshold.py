@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from pydantic import ValidationError
 
 from shipdet.detections import Detections
 from shipdet.rescore.params import RescoreParams
@@ -17,6 +19,7 @@ class _OperatingInfo:
     name = "operating"
     scale_range = None
     default_conf = 0.6
+    default_views = 1
 
 
 class ConfRecordingEngine(ThresholdEngine):
@@ -44,3 +47,23 @@ def test_the_model_threshold_is_the_default_and_an_explicit_one_wins(scenes: Pat
     assert runs["own"].params_hash != runs["asked"].params_hash
     assert runs["own"].params_hash == RescoreRun(tmp_path / "again", ConfRecordingEngine(),
                                                  RescoreParams(conf=0.6)).params_hash
+
+
+class _FourViewInfo(_OperatingInfo):
+    default_views = 4
+
+
+def test_the_model_views_are_the_default_and_recorded(scenes: Path, tmp_path: Path) -> None:
+    engine = ConfRecordingEngine()
+    engine.info = _FourViewInfo()  # type: ignore[assignment]
+    run = RescoreRun(tmp_path / "four", engine, RescoreParams())
+    assert run.run(resolve_sources([str(scenes)]))["done"] == 5
+    # every view is decoded at conf / views (a ship no view scores that high cannot reach 0.6 fused)
+    assert engine.seen and set(engine.seen) == {0.15}
+    assert (pd.read_csv(tmp_path / "four" / "scenes.csv")["views"] == 4).all()
+    assert run.params_hash != RescoreRun(tmp_path / "one", engine, RescoreParams(views=1)).params_hash
+
+
+def test_a_view_count_that_is_not_offered_is_refused() -> None:
+    with pytest.raises(ValidationError, match="views must be one of 1, 2, 4, 8"):
+        RescoreParams(views=3)

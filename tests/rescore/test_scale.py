@@ -28,6 +28,7 @@ class _ScaledInfo:
     name = "scale-aware"
     scale_range = ScaleRange(1.5, 2.5)
     default_conf = 0.25
+    default_views = 1
 
 
 class SmallShipBlindEngine(ThresholdEngine):
