@@ -33,6 +33,7 @@ class DetectParams:
     iou: float
     classes: list[int] | None = None
     max_det: int = DEFAULT_MAX_DET
+    views: int = 1  # each window is scored in this many views and fused (shipdet.inference.views)
 
 
 @dataclass

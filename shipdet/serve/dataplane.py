@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from shipdet.errors import ShipdetError
 from shipdet.georef import GeoReference, georeference
 from shipdet.inference.decode import DecodedImage, decode_image
 from shipdet.inference.postprocess import Letterbox, letterbox_into
+from shipdet.inference.views import fuse_views, unview, view_conf, view_pixels, views_for
 from shipdet.scale import ScaleRange, plausible_gsd, resample, resampled_size
 from shipdet.serve.batcher import DetectParams, DynamicBatcher, QueueFullError
 from shipdet.serve.errors import ApiError, classify
@@ -49,7 +50,7 @@ class TileResult:
                           "dtype": self.source_dtype, "georeferenced": self.ref is not None},
                 "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows},
                 "thresholds": {"conf": self.params.conf, "iou": self.params.iou, "max_det": self.params.max_det,
-                               "max_det_reached": self.max_det_reached},
+                               "max_det_reached": self.max_det_reached, "views": self.params.views},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
 
 
@@ -82,9 +83,9 @@ def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampl
 
 
 def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference | None, max_pixels: int,
-                 input_size: tuple[int, int], scale_range: ScaleRange | None) -> PreparedTile:
-    """Decode, resample into the model's scale range where the GSD is known, and letterbox each window: all of a
-    tile's CPU work before it joins a batch (in a decode thread)."""
+                 input_size: tuple[int, int], scale_range: ScaleRange | None, views: int = 1) -> PreparedTile:
+    """Decode, resample into the model's scale range where the GSD is known, and letterbox each window in each of
+    its `views`: all of a tile's CPU work before it joins a batch (in a decode thread)."""
     decoded = decode_image(data, max_pixels)
     ref = given_ref or decoded.georef
     height, width = decoded.pixels.shape[:2]
@@ -109,11 +110,12 @@ def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference 
     windows = plan_windows(pixels, input_size, factor != 1.0, None if gsd is None else gsd / factor,
                            None if scale_range is None else scale_range.coarsest_m)
     tensors = []
-    for win in windows:
+    for win in windows:  # window by window, each in its views in order
         crop = pixels[win.row:win.row + win.height, win.col:win.col + win.width]
-        tensor = np.empty((3, *input_size), dtype=np.float32)
-        tensors.append((tensor, letterbox_into(crop, tensor, input_size)))
-    return PreparedTile(decoded, ref, gsd, factor, (pixels.shape[1], pixels.shape[0]), windows, tensors)
+        for view in views_for(views):
+            tensor = np.empty((3, *input_size), dtype=np.float32)
+            tensors.append((tensor, letterbox_into(view_pixels(crop, view), tensor, input_size)))
+    return PreparedTile(decoded, ref, gsd, factor, (pixels.shape[1], pixels.shape[0]), windows, tensors, views)
 
 
 @dataclass
@@ -124,7 +126,25 @@ class PreparedTile:
     factor: float
     scored_size: tuple[int, int]  # width, height after resampling
     windows: list[Window]
-    tensors: list[tuple[NDArray[np.float32], Letterbox]]
+    tensors: list[tuple[NDArray[np.float32], Letterbox]]  # each window's views in turn
+    views: int = 1
+
+    def fused(self, found: list[Detections], params: DetectParams) -> tuple[list[Detections], bool]:
+        """Each window's detections, its views fused and cut at the request's threshold and cap, and whether any
+        view or window reached the cap."""
+        reached = any(len(d) >= params.max_det for d in found)
+        if self.views == 1:
+            return found, reached
+        out = []
+        for k, win in enumerate(self.windows):
+            per_view = [unview(found[k * self.views + j], view, win.width, win.height)
+                        for j, view in enumerate(views_for(self.views))]
+            fused = fuse_views(per_view)
+            fused = fused[np.argsort(-fused.score, kind="stable")]
+            fused = fused[fused.score >= params.conf]
+            reached = reached or len(fused) > params.max_det
+            out.append(fused[:params.max_det])
+        return out, reached
 
 
 async def _await_in_batches(batcher: DynamicBatcher, tensors: list[tuple[NDArray[np.float32], Letterbox]],
@@ -153,13 +173,18 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     queued: list[asyncio.Future[tuple[Detections, dict[str, float]]]] = []
     try:
         with batcher.announce():  # the tile counts against the queue from its capacity check until it is in it
+            params = q.batch_params(svc.default_conf(), svc.settings.iou, svc.default_views())
+            if params.views > svc.settings.max_views:
+                raise ApiError(422, "invalid_request", f"views={params.views} is over this service's limit of "
+                               f"{svc.settings.max_views}", {"max_views": svc.settings.max_views})
             tile = await asyncio.wait_for(
                 loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
-                                     engine.input_size, engine.info.scale_range),
+                                     engine.input_size, engine.info.scale_range, params.views),
                 max(deadline - time.perf_counter(), 0.001))
-            params = q.batch_params(svc.default_conf(), svc.settings.iou)
-            queued = batcher.enqueue(tile.tensors[:1], params)  # the one place its capacity check held for it
-        results = await asyncio.wait_for(_await_in_batches(batcher, tile.tensors, queued, params),
+            # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
+            per_view = replace(params, conf=view_conf(params.conf, params.views))
+            queued = batcher.enqueue(tile.tensors[:1], per_view)  # the one place its capacity check held for it
+        results = await asyncio.wait_for(_await_in_batches(batcher, tile.tensors, queued, per_view),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
         raise svc.queue_full() from None
@@ -169,13 +194,13 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     finally:
         for future in queued:  # timed out or abandoned: the batcher skips what nobody waits for any more
             future.cancel()
-    dets, timing = results[0]
     # A window that hit the cap may hold more ships than it reported: the answer says so instead of a silent count.
-    reached = any(len(d) >= params.max_det for d, _ in results)
+    found, reached = tile.fused([d for d, _ in results], params)
+    dets = found[0]
+    timing = {k: max(t[k] for _, t in results) for k in results[0][1]}
     if len(tile.windows) > 1:
-        per_window = [(win, d.shifted(win.col, win.row)) for win, (d, _) in zip(tile.windows, results, strict=True)]
+        per_window = [(win, d.shifted(win.col, win.row)) for win, d in zip(tile.windows, found, strict=True)]
         dets = merge_windows(per_window, tile.scored_size, iou_threshold=params.iou)
-        timing = {k: max(t[k] for _, t in results) for k in timing}
         if len(dets) > params.max_det:  # the cap is per tile, however many windows scored it
             dets, reached = dets[np.argsort(-dets.score, kind="stable")[:params.max_det]], True
     height, width = tile.decoded.pixels.shape[:2]

@@ -27,6 +27,10 @@ class DetectParameters(BaseModel):
         "model's scale range is resampled into it and its boxes mapped back; one too large to letterbox whole "
         "without leaving the range is scored in windows at its own scale."))
     geometry: Literal["point", "box"] = Field("point", description="GeoJSON geometry.")
+    views: Literal[1, 2, 4, 8] | None = Field(None, description=(
+        "Score the tile in this many views (flips, then quarter turns) and fuse them: a ship's score is its mean "
+        "over the views, so clutter one view believes in falls away; N views cost N inferences (default: the "
+        "model's own, or the operator's)."))
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -44,9 +48,15 @@ class DetectParameters(BaseModel):
             raise ValueError("classes are 1 to 1000 non-negative ids")
         return value
 
-    def batch_params(self, default_conf: float, default_iou: float) -> DetectParams:
+    @field_validator("views", mode="before")
+    @classmethod
+    def _view_count(cls, value: Any) -> Any:
+        return int(value) if isinstance(value, str) and value.isdigit() else value  # the query string's `4`
+
+    def batch_params(self, default_conf: float, default_iou: float, default_views: int = 1) -> DetectParams:
         return DetectParams(self.conf if self.conf is not None else default_conf,
-                            self.iou if self.iou is not None else default_iou, self.classes, self.max_det)
+                            self.iou if self.iou is not None else default_iou, self.classes, self.max_det,
+                            self.views if self.views is not None else default_views)
 
 
 def parse_parameters(raw: Any, status: int = 422) -> DetectParameters:

@@ -31,7 +31,7 @@ from shipdet.serve.state import Service, ServiceState
 BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
 MAX_FORM_FIELDS = 8  # non-file parts a multipart request may carry beside its tiles
 IMAGE_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/tiff", "application/octet-stream"}
-DETECT_PARAMS = {"conf", "iou", "classes", "transform", "crs", "geometry", "max_det", "gsd"}
+DETECT_PARAMS = {"conf", "iou", "classes", "transform", "crs", "geometry", "max_det", "gsd", "views"}
 
 router = APIRouter()
 
@@ -59,8 +59,10 @@ class DetectQuery:
         geometry: Annotated[str, Query(description="GeoJSON geometry: point or box.")] = "point",
         max_det: Annotated[int, Query(description="Most detections per tile, 1-3000.")] = 300,
         gsd: Annotated[float | None, Query(description=DetectParameters.model_fields["gsd"].description)] = None,
+        views: Annotated[str | None, Query(description=DetectParameters.model_fields["views"].description)] = None,
     ) -> None:
-        given = {"conf": conf, "iou": iou, "classes": classes, "geometry": geometry, "max_det": max_det, "gsd": gsd}
+        given = {"conf": conf, "iou": iou, "classes": classes, "geometry": geometry, "max_det": max_det, "gsd": gsd,
+                 "views": views}
         self.params = parse_parameters({k: v for k, v in given.items() if v is not None})
         self.geometry = self.params.geometry
         self.ref: GeoReference | None = None
@@ -166,7 +168,7 @@ async def models(request: Request, svc: Service) -> dict[str, Any]:
     info = engine.info
     return {"models": [{**svc.model_summary(), "task": info.task, "names": info.names,
                         "input_size": list(info.imgsz), "providers": engine.providers,
-                        "default_conf": svc.default_conf(),
+                        "default_conf": svc.default_conf(), "default_views": svc.default_views(),
                         "card": public_card(info.card)}]}
 
 

@@ -54,6 +54,7 @@ class Thresholds(BaseModel):
     iou: float
     max_det: int
     max_det_reached: bool  # the tile (or a window of it) gave as many detections as max_det: there may be more
+    views: int  # the views the tile was scored in and fused; conf is a threshold on the fused score
 
 
 class DetectResponse(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,10 @@ class ServeSettings(BaseSettings):
     conf: float | None = Field(None, ge=0, le=1, description="Default confidence threshold; unset: the model's "
                                                              "recorded operating threshold (0.25 if it has none).")
     iou: float = Field(0.45, ge=0, le=1)
+    views: Literal[1, 2, 4, 8] | None = Field(None, description="Default views each tile is scored in and fused; "
+                                                               "unset: the model's own (1 if it records none).")
+    max_views: Literal[1, 2, 4, 8] = Field(8, description="Most views a request may ask for (each costs one "
+                                                          "inference a window); more: 422.")
     decode_threads: int = Field(4, ge=1)
     shutdown_grace_s: float = Field(20.0, ge=0)
     protect_operations: bool = Field(True, description="With keys set, /metrics and the OpenAPI schema need a key "
@@ -67,6 +72,9 @@ class ServeSettings(BaseSettings):
         if not is_loopback(self.host) and not self.keys() and not self.allow_public_without_key:
             raise ConfigError(f"refusing to listen on {self.host} without an API key",
                               "set SHIPDET_SERVE_API_KEYS or --api-keys-file, or pass --allow-public-without-key")
+        if self.views is not None and self.views > self.max_views:
+            raise ConfigError(f"the default of {self.views} views is over the limit of {self.max_views}",
+                              "lower SHIPDET_SERVE_VIEWS or raise SHIPDET_SERVE_MAX_VIEWS")
         return self
 
     def keys(self) -> list[str]:

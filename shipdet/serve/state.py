@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from shipdet.errors import ConfigError
 from shipdet.inference.engine import Engine
 from shipdet.serve.batcher import DynamicBatcher
 from shipdet.serve.errors import ApiError
@@ -88,11 +89,20 @@ class ServiceState:
         """The threshold a request gets unless it asks for one: the operator's setting, else the model's own."""
         return self.settings.conf if self.settings.conf is not None else self.engine_or_503().info.default_conf
 
+    def default_views(self) -> int:
+        """The views a request gets unless it asks for some: the operator's setting, else the model's own."""
+        return self.settings.views if self.settings.views is not None else self.engine_or_503().info.default_views
+
     def load(self) -> Engine:
         """Load and warm the model (in a worker thread at start-up)."""
         s = self.settings
         engine = Engine(s.model, providers=s.providers, max_batch=s.max_batch, threads=s.threads,
                         streams=s.streams, verify=s.verify_sha256)
+        if s.views is None and engine.info.default_views > s.max_views:
+            engine.close()
+            raise ConfigError(f"{s.model} is scored in {engine.info.default_views} views by default, over the "
+                              f"limit of {s.max_views}", "set SHIPDET_SERVE_VIEWS to a number of views within it, "
+                              "or raise SHIPDET_SERVE_MAX_VIEWS")
         engine.warmup()
         return engine
 

@@ -35,7 +35,7 @@ def detect(server: LiveServer, **params: float) -> dict:
 
 def test_the_model_threshold_is_the_default(strict_server: LiveServer) -> None:
     own = detect(strict_server)
-    assert own["thresholds"] == {"conf": 0.7, "iou": 0.45, "max_det": 300, "max_det_reached": False}
+    assert own["thresholds"] == {"conf": 0.7, "iou": 0.45, "max_det": 300, "max_det_reached": False, "views": 1}
     assert [d["score"] for d in own["detections"]] == [pytest.approx(0.9)]
     asked = detect(strict_server, conf=0.25)
     assert asked["thresholds"]["conf"] == 0.25 and len(asked["detections"]) == 2

@@ -1,0 +1,70 @@
+"""A tile scored in several views: each view's boxes mapped back to the tile, fused, reported; bad counts refused."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shipdet.errors import ConfigError, ModelLoadError
+from shipdet.inference.model import VIEWS_METADATA_KEY, load_model_info
+from shipdet.serve.settings import ServeSettings
+from tests.fake_model import detect_model
+from tests.serve.conftest import LiveServer, live_server
+from tests.serve.images import png
+
+# The fake model finds its boxes at fixed places of its 64 x 64 input whatever it is shown (a black tile: no
+# shift): its best, 0.9, at x 12-28, y 16-24. In the mirrored views that place is another place of the tile.
+BEST = [12.0, 16.0, 28.0, 24.0]
+MIRRORED = [BEST, [36.0, 16.0, 52.0, 24.0], [12.0, 40.0, 28.0, 48.0], [36.0, 40.0, 52.0, 48.0]]
+
+
+@pytest.fixture(scope="module")
+def four_view_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return detect_model(tmp_path_factory.mktemp("model") / "four.onnx", {VIEWS_METADATA_KEY: "4"})
+
+
+@pytest.fixture(scope="module")
+def four_view_server(four_view_model: Path) -> Iterator[LiveServer]:
+    with live_server(four_view_model, max_views=4) as server:
+        yield server
+
+
+def detect(server: LiveServer, **params: object) -> httpx.Response:
+    return httpx.post(server.url + "/v1/detect", content=png(64, 64, 0), headers={"content-type": "image/png"},
+                      params=params, timeout=30)
+
+
+def test_the_model_s_views_are_the_default_and_each_view_s_ship_is_averaged_over_all(
+        four_view_server: LiveServer) -> None:
+    answer = detect(four_view_server, conf=0.2).json()
+    assert answer["thresholds"]["views"] == 4 and answer["thresholds"]["conf"] == 0.2
+    # each view's best box lands on its own place of the tile: seen by one view of four, it scores 0.9 / 4
+    boxes = sorted(d["xyxy"] for d in answer["detections"])
+    assert boxes == sorted(MIRRORED)
+    assert [d["score"] for d in answer["detections"]] == [pytest.approx(0.225)] * 4
+    models = httpx.get(four_view_server.url + "/v1/models", timeout=10).json()["models"][0]
+    assert models["default_views"] == 4
+
+
+def test_a_request_may_ask_for_one_view(four_view_server: LiveServer) -> None:
+    answer = detect(four_view_server, conf=0.2, views=1).json()
+    assert answer["thresholds"]["views"] == 1
+    assert [(d["xyxy"], round(d["score"], 3)) for d in answer["detections"]] == [(BEST, 0.9), ([44, 36, 52, 44], 0.6)]
+
+
+@pytest.mark.parametrize(("views", "says"), [(3, "views"), ("two", "views"), (8, "over this service's limit of 4")])
+def test_a_view_count_that_is_not_offered_is_refused(four_view_server: LiveServer, views: object, says: str) -> None:
+    r = detect(four_view_server, views=views)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request" and says in r.text
+
+
+def test_an_operator_cannot_default_to_more_views_than_allowed(four_view_model: Path) -> None:
+    with pytest.raises(ConfigError, match="over the limit of 2"):
+        ServeSettings(model=four_view_model, views=4, max_views=2)
+
+
+def test_an_unusable_recorded_view_count_stops_the_load(tmp_path: Path) -> None:
+    model = detect_model(tmp_path / "bad.onnx", {VIEWS_METADATA_KEY: "3"})
+    with pytest.raises(ModelLoadError, match=VIEWS_METADATA_KEY):
+        load_model_info(model)
