@@ -68,3 +68,21 @@ def test_an_unusable_recorded_view_count_stops_the_load(tmp_path: Path) -> None:
     model = detect_model(tmp_path / "bad.onnx", {VIEWS_METADATA_KEY: "3"})
     with pytest.raises(ModelLoadError, match=VIEWS_METADATA_KEY):
         load_model_info(model)
+
+
+def test_the_open_inference_protocol_takes_views_as_a_parameter(four_view_server: LiveServer) -> None:
+    import base64
+
+    name = httpx.get(four_view_server.url + "/v1/models", timeout=10).json()["models"][0]["name"]
+    request = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                           "data": [base64.b64encode(png(64, 64, 0)).decode()]}],
+               "parameters": {"conf": 0.5, "views": 1}}
+    one = httpx.post(four_view_server.url + f"/v2/models/{name}/infer", json=request, timeout=30).json()
+    request["parameters"] = {"conf": 0.2}  # the model's four views: each view's best box lands elsewhere
+    four = httpx.post(four_view_server.url + f"/v2/models/{name}/infer", json=request, timeout=30).json()
+    counts = {r["name"]: r for r in one["outputs"]}["num_detections"]["data"], \
+        {r["name"]: r for r in four["outputs"]}["num_detections"]["data"]
+    assert counts == ([2], [4])
+    request["parameters"] = {"views": 3}
+    refused = httpx.post(four_view_server.url + f"/v2/models/{name}/infer", json=request, timeout=30)
+    assert refused.status_code == 400 and "views" in refused.text
