@@ -67,6 +67,8 @@ class RescoreParams(BaseSettings):
 
     def digest(self) -> str:
         fields = self.model_dump(exclude={"max_batch", "readahead"})
+        if fields["views"] in (None, 1):  # one view is how every run scored before views existed: same key
+            del fields["views"]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -67,3 +67,13 @@ def test_the_model_views_are_the_default_and_recorded(scenes: Path, tmp_path: Pa
 def test_a_view_count_that_is_not_offered_is_refused() -> None:
     with pytest.raises(ValidationError, match="views must be one of 1, 2, 4, 8"):
         RescoreParams(views=3)
+
+
+def test_one_view_keeps_the_key_runs_had_before_views_existed() -> None:
+    import hashlib
+    import json
+
+    before = RescoreParams(conf=0.3).model_dump(exclude={"max_batch", "readahead", "views"})
+    key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert RescoreParams(conf=0.3, views=1).digest() == RescoreParams(conf=0.3).digest() == key
+    assert RescoreParams(conf=0.3, views=2).digest() != key
