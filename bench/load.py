@@ -40,6 +40,7 @@ def main() -> None:
     from shipdet.formats import detection_records
     from shipdet.inference.decode import decode_image
     from shipdet.inference.engine import Engine
+    from shipdet.inference.views import detect_in_views
 
     engine = Engine(args.model, providers=["cpu"], verify=False)
     tiles = real_tiles(16, engine.input_size[0])
@@ -47,7 +48,8 @@ def main() -> None:
     expected = {}
     for i, t in enumerate(tiles):
         (folder / f"{i:03d}.jpg").write_bytes(t)
-        dets = engine.detect([decode_image(t).pixels], conf=engine.info.default_conf)[0]  # as the service answers
+        dets = detect_in_views(engine, [decode_image(t).pixels], engine.info.default_views,  # as the service answers
+                               conf=engine.info.default_conf, iou=0.45)[0]
         expected[i] = [r["xyxy"] for r in detection_records(dets)]
     (folder / "expected.json").write_text(json.dumps(expected))
     del engine

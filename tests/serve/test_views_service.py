@@ -86,3 +86,34 @@ def test_the_open_inference_protocol_takes_views_as_a_parameter(four_view_server
     request["parameters"] = {"views": 3}
     refused = httpx.post(four_view_server.url + f"/v2/models/{name}/infer", json=request, timeout=30)
     assert refused.status_code == 400 and "views" in refused.text
+
+
+def test_the_service_answers_what_the_library_scores_in_the_same_views() -> None:
+    """The bundled model (2 views) on a synthetic harbour tile: the service's answer is `detect_in_views`'s."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from shipdet.datasets.synth import SynthConfig, make_scene
+    from shipdet.inference.engine import Engine
+    from shipdet.inference.views import detect_in_views
+    from shipdet.serve.settings import DEFAULT_MODEL
+
+    pixels, _ = make_scene(3, SynthConfig(width=512, height=512, gsd_m=1.0))
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    engine = Engine(DEFAULT_MODEL, providers=["cpu"])
+    assert engine.info.default_views == 2
+    expected = detect_in_views(engine, [pixels], 2, conf=0.02, iou=0.45)[0]
+    assert len(expected) > 0  # something to compare
+    with live_server(DEFAULT_MODEL) as server:
+        r = httpx.post(server.url + "/v1/detect", content=buf.getvalue(), headers={"content-type": "image/png"},
+                       params={"conf": 0.02}, timeout=60)
+    answer = r.json()
+    assert answer["thresholds"]["views"] == 2
+    got = sorted((d["score"], d["xyxy"]) for d in answer["detections"])
+    want = sorted(zip(expected.score.tolist(), expected.xyxy.tolist(), strict=True))
+    assert len(got) == len(want)
+    np.testing.assert_allclose([g[0] for g in got], [w[0] for w in want], atol=1e-5)
+    np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], atol=0.02)
