@@ -52,6 +52,7 @@ def main() -> None:
                                conf=engine.info.default_conf, iou=0.45)[0]
         expected[i] = [r["xyxy"] for r in detection_records(dets)]
     (folder / "expected.json").write_text(json.dumps(expected))
+    views = engine.info.default_views
     del engine
 
     server = start_server(args.model, args.port, {"SHIPDET_SERVE_BODY_TIMEOUT_S": str(args.body_timeout),
@@ -98,7 +99,7 @@ def main() -> None:
         f"| {name} | {', '.join(f'{s}: {n}' for s, n in sorted(codes.items()))} |"
         for name, codes in sorted(classes.items())]
     lines = [f"## Load: {args.clients} clients for {duration:.0f} s, {args.hostile:.0%} hostile "
-             f"(`{args.model.name}`, CPU)", "",
+             f"(`{args.model.name}`, {views} view{'s' if views > 1 else ''} a tile, CPU)", "",
              f"- requests: {result['requests']}, valid answered 200: {result['ok']}, throughput "
              f"{result['throughput']:.2f} tiles/s, p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms",
              f"- unexpected statuses (a status the class does not allow): **{result['unexpected_statuses']}**; "
