@@ -66,8 +66,9 @@ def ours(model: Path, source: SceneSource, overlap: int, conf: float, grid: str)
     engine.warmup()
     start = time.perf_counter()
     scene = open_scene(source)
+    # One view, as SAHI scores each slice once: the comparison is of the tiling, not of test-time augmentation.
     dets = detect_scene(engine, scene, RescoreParams(conf=conf, iou=IOU, overlap=overlap, max_batch=engine.max_batch,
-                                                     grid=grid, resample=False)).detections
+                                                     grid=grid, resample=False, views=1)).detections
     seconds = time.perf_counter() - start
     scene.close()
     engine.close()
@@ -141,7 +142,7 @@ def memory_child(model: Path, path: Path, out: Path) -> dict[str, float]:
             "from shipdet.inference.engine import Engine\n"
             "t = time.perf_counter()\n"
             "run = RescoreRun(Path(sys.argv[2]), Engine(Path(sys.argv[1]), providers=['cpu'], max_batch=8), "
-            "RescoreParams(max_batch=8))\n"
+            "RescoreParams(max_batch=8, views=1))\n"
             "counts = run.run(resolve_sources([sys.argv[3]]))\n"
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
             "print(counts['tiles'], time.perf_counter() - t, hwm)\n")
