@@ -118,13 +118,15 @@ def detect_in_views(detector: Detector, images: Sequence[NDArray[np.uint8]], cou
     for n, im in enumerate(images):
         height, width = im.shape[:2]
         per_view = [unview(found[n * count + k], v, width, height) for k, v in enumerate(chosen)]
-        out.append(_best(fuse_views(per_view), conf, max_det))
+        out.append(keep_best(fuse_views(per_view), conf, max_det)[0])
     return out
 
 
-def _best(found: Detections, conf: float, max_det: int) -> Detections:
-    order = np.argsort(-found.score, kind="stable")[:max_det]
-    return found[order[found.score[order] >= conf]]
+def keep_best(found: Detections, conf: float, max_det: int) -> tuple[Detections, bool]:
+    """The best `max_det` of fused detections at `conf`, and whether more than that reached it."""
+    kept = found[np.argsort(-found.score, kind="stable")]
+    kept = kept[kept.score >= conf]
+    return kept[:max_det], len(kept) > max_det
 
 
 class ViewedDetector:

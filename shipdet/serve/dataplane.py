@@ -16,7 +16,7 @@ from shipdet.errors import ShipdetError
 from shipdet.georef import GeoReference, georeference
 from shipdet.inference.decode import DecodedImage, decode_image
 from shipdet.inference.postprocess import Letterbox, letterbox_into
-from shipdet.inference.views import fuse_views, unview, view_conf, view_pixels, views_for
+from shipdet.inference.views import fuse_views, keep_best, unview, view_conf, view_pixels, views_for
 from shipdet.scale import ScaleRange, plausible_gsd, resample, resampled_size
 from shipdet.serve.batcher import DetectParams, DynamicBatcher, QueueFullError
 from shipdet.serve.errors import ApiError, classify
@@ -139,11 +139,9 @@ class PreparedTile:
         for k, win in enumerate(self.windows):
             per_view = [unview(found[k * self.views + j], view, win.width, win.height)
                         for j, view in enumerate(views_for(self.views))]
-            fused = fuse_views(per_view)
-            fused = fused[np.argsort(-fused.score, kind="stable")]
-            fused = fused[fused.score >= params.conf]
-            reached = reached or len(fused) > params.max_det
-            out.append(fused[:params.max_det])
+            fused, more = keep_best(fuse_views(per_view), params.conf, params.max_det)
+            reached = reached or more
+            out.append(fused)
         return out, reached
 
 
