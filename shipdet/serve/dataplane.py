@@ -83,7 +83,8 @@ def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampl
 
 
 def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference | None, max_pixels: int,
-                 input_size: tuple[int, int], scale_range: ScaleRange | None, views: int = 1) -> PreparedTile:
+                 input_size: tuple[int, int], scale_range: ScaleRange | None, views: int = 1,
+                 max_inferences: int | None = None) -> PreparedTile:
     """Decode, resample into the model's scale range where the GSD is known, and letterbox each window in each of
     its `views`: all of a tile's CPU work before it joins a batch (in a decode thread)."""
     decoded = decode_image(data, max_pixels)
@@ -109,6 +110,11 @@ def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference 
         pixels = resample(pixels, factor)
     windows = plan_windows(pixels, input_size, factor != 1.0, None if gsd is None else gsd / factor,
                            None if scale_range is None else scale_range.coarsest_m)
+    if max_inferences is not None and len(windows) * views > max_inferences:
+        raise ApiError(413, "image_too_large", f"scored in {views} views, the tile's {len(windows)} windows would "
+                       f"need {len(windows) * views} model inputs, over the limit of {max_inferences}",
+                       {"windows": len(windows), "views": views, "max_tile_inferences": max_inferences,
+                        "hint": "ask for fewer views, or send smaller tiles"})
     tensors = []
     for win in windows:  # window by window, each in its views in order
         crop = pixels[win.row:win.row + win.height, win.col:win.col + win.width]
@@ -177,7 +183,8 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                                f"{svc.settings.max_views}", {"max_views": svc.settings.max_views})
             tile = await asyncio.wait_for(
                 loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
-                                     engine.input_size, engine.info.scale_range, params.views),
+                                     engine.input_size, engine.info.scale_range, params.views,
+                                     svc.settings.max_tile_inferences),
                 max(deadline - time.perf_counter(), 0.001))
             # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
             per_view = replace(params, conf=view_conf(params.conf, params.views))

@@ -117,3 +117,16 @@ def test_the_service_answers_what_the_library_scores_in_the_same_views() -> None
     assert len(got) == len(want)
     np.testing.assert_allclose([g[0] for g in got], [w[0] for w in want], atol=1e-5)
     np.testing.assert_allclose([g[1] for g in got], [w[1] for w in want], atol=0.02)
+
+
+def test_a_tile_needing_more_model_inputs_than_allowed_is_refused_before_any_is_made(tmp_path: Path) -> None:
+    from shipdet.scale import METADATA_KEY, ScaleRange
+
+    model = detect_model(tmp_path / "scaled.onnx", {METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    with live_server(model, max_tile_inferences=40) as server:
+        tile = {"content": png(64, 64, 128), "headers": {"content-type": "image/png"}, "timeout": 30}
+        four = httpx.post(server.url + "/v1/detect", params={"gsd": 4.0, "views": 4}, **tile)  # 9 windows x 4
+        assert four.status_code == 200 and four.json()["scale"]["windows"] == 9
+        eight = httpx.post(server.url + "/v1/detect", params={"gsd": 4.0, "views": 8}, **tile)  # 9 x 8 = 72
+        assert eight.status_code == 413 and eight.json()["error"]["code"] == "image_too_large"
+        assert "72 model inputs, over the limit of 40" in eight.json()["error"]["message"]
