@@ -27,6 +27,14 @@ VIEW_COUNTS = (1, 2, 4, 8)
 FUSION_IOU = 0.55  # two views' boxes of one ship overlap far more; neighbours moored side by side far less
 
 
+def check_view_option(count: int | None, option: str = "--views") -> None:
+    """A view count given on a command line that is not offered: one usage line, before any work."""
+    from shipdet.errors import ConfigError
+
+    if count is not None and count not in VIEW_COUNTS:
+        raise ConfigError(f"{option} {count} is not one of {', '.join(map(str, VIEW_COUNTS))}", f"e.g. {option} 2")
+
+
 def views_for(count: int) -> tuple[View, ...]:
     if count not in VIEW_COUNTS:
         raise ValueError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {count}")

@@ -55,9 +55,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score whole scenes as `shipdet rescore` does, at several resampling factors, against their truth."""
         from shipdet.errors import ConfigError
+        from shipdet.inference.views import check_view_option
         from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
 
-        _check_views(views)
+        check_view_option(views)
 
         try:
             chosen = [float(f) for f in factors.split(",")]
@@ -116,9 +117,10 @@ def register(app: typer.Typer) -> None:
                                              "8 (default: the model's own)."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
+        from shipdet.inference.views import check_view_option
         from shipdet.train.evaluate import evaluate_model
 
-        _check_views(views)
+        check_view_option(views)
 
         report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz,
                                 views=views)
@@ -172,12 +174,3 @@ def register(app: typer.Typer) -> None:
 
         set_measured(model, measured, title)
         typer.echo(f"card updated: {model.with_suffix('.card.md')}")
-
-
-def _check_views(views: int | None) -> None:
-    """A view count that is not offered is a usage error, before any model is loaded."""
-    from shipdet.errors import ConfigError
-    from shipdet.inference.views import VIEW_COUNTS
-
-    if views is not None and views not in VIEW_COUNTS:
-        raise ConfigError(f"--views {views} is not one of {', '.join(map(str, VIEW_COUNTS))}", "e.g. --views 2")

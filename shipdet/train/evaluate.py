@@ -223,11 +223,14 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
     `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
     model): the views each image is scored in, default the model's own."""
+    info = load_model_info(model, verify=False) if model.suffix == ".onnx" else None  # its operating point
     if conf is None:
-        conf = load_model_info(model, verify=False).default_conf if model.suffix == ".onnx" else FALLBACK_CONF
+        conf = info.default_conf if info is not None else FALLBACK_CONF
+    if info is not None and views is None:
+        views = info.default_views
     images = split_images(data, split)
     names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
-    predict = predictor or (onnx_predictor(model, views=views) if model.suffix == ".onnx"
+    predict = predictor or (onnx_predictor(model, views=views) if info is not None
                             else torch_predictor(model, imgsz))
     preds: list[Detections] = []
     truths: list[Detections] = []
@@ -250,8 +253,8 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     if gsd_m is not None:
         gsd = [gsd_m] * len(images)
     metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales)
-    if predictor is None and model.suffix == ".onnx":
-        metrics["views"] = views or load_model_info(model, verify=False).default_views
+    if predictor is None and views is not None:
+        metrics["views"] = views
     out.mkdir(parents=True, exist_ok=True)
     metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -15,7 +15,7 @@ import numpy as np
 
 from shipdet.errors import ShipdetError
 from shipdet.inference.model import CONF_METADATA_KEY, FALLBACK_CONF, VIEWS_METADATA_KEY, file_sha256
-from shipdet.inference.views import VIEW_COUNTS
+from shipdet.inference.views import check_view_option
 from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
 from shipdet.scale import ScaleRange
 from shipdet.train.card import write_card
@@ -118,8 +118,7 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
     if conf is not None and not 0.0 < conf < 1.0:
         raise ShipdetError(f"--conf {conf} is not a confidence in (0, 1)", "e.g. --conf 0.3")
-    if views not in VIEW_COUNTS:
-        raise ShipdetError(f"--views {views} is not one of {', '.join(map(str, VIEW_COUNTS))}", "e.g. --views 4")
+    check_view_option(views)
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
     model = YOLO(str(weights))
