@@ -41,9 +41,12 @@ done
 # marinas at 0.3 m, 415 ships) are listed 4 times from stage 13 on: the model found none of vhr's validation ships.
 # OVERSAMPLE is a space-separated list of SOURCE=N. CROWDED=MIN=N lists every training image with MIN ships or more N
 # times in all (stage 18: CROWDED=10=4 with VHR_TILE=640): marinas of moored small craft, scored lowest of all.
+# SHIP_FREE is a space-separated list of SOURCE=N listing that source's ship-free training images N times (stage 19:
+# SHIP_FREE=ucm-negatives=3 beside CROWDED=10=4, whose marinas alone taught parking lots to look like ships).
 oversample=()
 for pair in ${OVERSAMPLE:-s2ports=4 vhr=4}; do oversample+=(--oversample "$pair"); done
 if [ -n "${CROWDED:-}" ]; then oversample+=(--crowded "$CROWDED"); fi
+for pair in ${SHIP_FREE:-}; do oversample+=(--ship-free "$pair"); done
 $SHIPDET datasets merge "${sets[@]}" "${oversample[@]}" --out "$S/merged"
 # Nine scenes hold too few ships to teach what a ship looks like at 10 m: up to COARSE_LIMIT (default 1,000; 0: none)
 # aerial training chips, blurred and shrunk to Sentinel-2 ship sizes and resampled to the working scale, join

@@ -24,6 +24,7 @@ def shipdet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (["datasets", "yolo", "a", "b", "--out", "o", "--tile", "128", "--overlap", "128"], "--overlap 128"),
     (["average", "a.pt", "--out", "m.pt"], "at least two checkpoints"),
     (["datasets", "merge", "a", "--out", "o", "--crowded", "ten=4"], "'ten=4' is not MIN=N"),
+    (["datasets", "merge", "a", "--out", "o", "--ship-free", "ucm"], "Invalid value for --ship-free"),
     (["evaluate", "m.onnx", "d.yaml", "--views", "3"], "--views 3 is not one of 1, 2, 4, 8"),
     (["evaluate-scenes", "m.onnx", "s", "--annotations", "a.json", "--views", "5"], "--views 5 is not one of"),
     (["rescore", "nowhere", "--out", "o", "--views", "3"], "views must be one of 1, 2, 4, 8"),

@@ -146,13 +146,16 @@ def merge(sets: list[Path] = typer.Argument(..., help="Converted set folders."),
                                                "images with ships N times (repeatable)."),
           crowded: str = typer.Option(None, help="MIN=N: list every training image with at least MIN ships N times "
                                                  "in all (e.g. 10=4: marinas)."),
+          ship_free: list[str] = typer.Option([], "--ship-free", help="SOURCE=N: list that source's ship-free "
+                                              "training images N times (repeatable)."),
           val_fraction: float = VAL, seed: int = SEED) -> None:
     """Merge converted sets into one data YAML with a group-aware split and a report."""
     from shipdet.datasets.merge import merge_sets
 
-    factors = dict(_source_factor(text) for text in oversample)
+    factors = dict(_source_factor(text, "--oversample") for text in oversample)
+    empty = dict(_source_factor(text, "--ship-free") for text in ship_free)
     least_times = _min_times(crowded) if crowded else None
-    typer.echo(merge_sets(sets, out, val_fraction, seed, val_group, train_only, factors, least_times))
+    typer.echo(merge_sets(sets, out, val_fraction, seed, val_group, train_only, factors, least_times, empty))
 
 
 def _min_times(text: str) -> tuple[int, int]:
@@ -162,10 +165,10 @@ def _min_times(text: str) -> tuple[int, int]:
     return int(least), int(times)
 
 
-def _source_factor(text: str) -> tuple[str, int]:
+def _source_factor(text: str, option: str) -> tuple[str, int]:
     source, _, factor = text.partition("=")
     if not source or not factor.strip().isdigit():
-        raise typer.BadParameter(f"{text!r} is not SOURCE=N (e.g. s2ports=4)", param_hint="--oversample")
+        raise typer.BadParameter(f"{text!r} is not SOURCE=N (e.g. s2ports=4)", param_hint=option)
     return source.strip(), int(factor)
 
 

@@ -24,7 +24,8 @@ def set_class_names(root: Path) -> dict[int, str]:
 
 def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed: int = 0,
                val_groups: Sequence[str] = (), train_only: Sequence[str] = (),
-               oversample: Mapping[str, int] | None = None, crowded: tuple[int, int] | None = None) -> str:
+               oversample: Mapping[str, int] | None = None, crowded: tuple[int, int] | None = None,
+               ship_free: Mapping[str, int] | None = None) -> str:
     """Write one split over several converted sets into `out`; returns the Markdown report.
 
     Groups are namespaced by source, so no scene, port or source image is on both sides. Sources named in
@@ -32,10 +33,13 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
     training images that holds ships is listed: a source with few ships (ten Sentinel-2 scenes beside thousands of
     aerial chips) otherwise weighs almost nothing in an epoch. `crowded` = (MIN, N): every training image holding at
     least MIN ships is listed N times in all (counting its source's factor): marinas of moored small craft are a few
-    dozen chips, and the model scores their boats lowest. Validation is never repeated.
+    dozen chips, and the model scores their boats lowest. `ship_free` maps a source to how many times each of its
+    ship-free training images is listed: what crowded marinas teach spills onto parking lots and dense housing
+    unless those weigh more too. Validation is never repeated.
     """
     oversample = dict(oversample or {})
-    bad = {s: n for s, n in oversample.items() if not isinstance(n, int) or n < 1}
+    ship_free = dict(ship_free or {})
+    bad = {s: n for s, n in (oversample | ship_free).items() if not isinstance(n, int) or n < 1}
     if bad:
         raise DatasetFormatError(f"oversampling factors must be whole numbers >= 1, got {bad}",
                                  "write SOURCE=N with N = 1, 2, 3, ...")
@@ -53,7 +57,7 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
         rows += [(root, r) for r in read_manifest(root / "manifest.csv")]
     if not rows or names is None:
         raise DatasetNotFoundError("nothing to merge: the sets are empty")
-    unknown = set(oversample) - {r["source"] for _, r in rows}
+    unknown = (set(oversample) | set(ship_free)) - {r["source"] for _, r in rows}
     if unknown:
         raise DatasetFormatError(f"cannot oversample {sorted(unknown)}: no such source in these sets",
                                  f"sources here: {sorted({r['source'] for _, r in rows})}")
@@ -64,14 +68,22 @@ def merge_sets(sets: Sequence[Path], out: Path, val_fraction: float = 0.2, seed:
     with open(out / "split.csv", "a") as fh:
         fh.writelines(f"{r['source']},{r['group']},{r['name']},train\n" for _, r in forced_train)
     sides = {(s, g, n): side for s, g, n, side in read_split(out)}
-    repeated = Counter[str]()
-    for source, factor in sorted(oversample.items()):
-        chosen = [(root, r) for root, r in rows if r["source"] == source and is_labelled(r)
-                  and int(r.get("n_boxes") or 0) > 0 and sides[(source, r["group"], r["name"])] == "train"]
-        _append_train(out, chosen * (factor - 1))
-        repeated[source] = len(chosen)
-    extra = _append_crowded(out, rows, sides, oversample, crowded) if crowded else None
+    repeated = {s: _append_source(out, rows, sides, s, n, with_ships=True) for s, n in sorted(oversample.items())}
+    extra = [_append_crowded(out, rows, sides, oversample, crowded)] if crowded else []
+    for source, factor in sorted(ship_free.items()):
+        images = _append_source(out, rows, sides, source, factor, with_ships=False)
+        extra.append(f"Ship-free: the {images} {source} training images without ships are each listed {factor} times "
+                     f"({images * (factor - 1)} extra entries).")
     return merge_report(out, {s: (repeated[s], oversample[s]) for s in repeated}, extra)
+
+
+def _append_source(out: Path, rows: Sequence[tuple[Path, dict[str, str]]],
+                   sides: Mapping[tuple[str, str, str], str], source: str, factor: int, with_ships: bool) -> int:
+    """List `source`'s training images with (or without) ships `factor` times in all; returns how many there are."""
+    chosen = [(root, r) for root, r in rows if r["source"] == source and is_labelled(r)
+              and (int(r.get("n_boxes") or 0) > 0) == with_ships and sides[(source, r["group"], r["name"])] == "train"]
+    _append_train(out, chosen * (factor - 1))
+    return len(chosen)
 
 
 def _append_crowded(out: Path, rows: Sequence[tuple[Path, dict[str, str]]], sides: Mapping[tuple[str, str, str], str],
@@ -106,8 +118,8 @@ def read_split(out: Path) -> list[tuple[str, str, str, str]]:
 
 
 def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = None,
-                 crowded: str | None = None) -> str:
-    """`oversampled`: source -> (training images with ships, times each is listed); `crowded`: its line."""
+                 extra: Sequence[str] = ()) -> str:
+    """`oversampled`: source -> (training images with ships, times each is listed); `extra`: lines on other repeats."""
     per: Counter[tuple[str, str]] = Counter()
     groups: dict[tuple[str, str], set[str]] = {}
     for source, group, _, side in read_split(out):
@@ -124,8 +136,7 @@ def merge_report(out: Path, oversampled: Mapping[str, tuple[int, int]] | None = 
     for source, (images, factor) in sorted((oversampled or {}).items()):
         md.append(f"Oversampled: the {images} {source} training images with ships are each listed {factor} times "
                   f"in train.txt ({images * (factor - 1)} extra entries).")
-    if crowded:
-        md.append(crowded)
+    md += extra
     report = "\n".join(md)
     (out / "merge_report.md").write_text(report)
     return report

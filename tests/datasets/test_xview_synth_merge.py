@@ -154,11 +154,29 @@ def test_merge_lists_crowded_training_images_n_times_in_all(tmp_path):
         merge_sets([few], tmp_path / "m2", crowded=(0, 4))
 
 
+def test_merge_lists_ship_free_training_images_n_times_beside_oversampled_ones(tmp_path):
+    few = tmp_path / "few"
+    _few_ships_set(few, positives=6, empties=4)
+    report = merge_sets([few], tmp_path / "m", val_fraction=0.3, oversample={"few": 2}, ship_free={"few": 3})
+    train = (tmp_path / "m" / "train.txt").read_text().split()
+    val = (tmp_path / "m" / "val.txt").read_text().split()
+    rows = [line.split(",") for line in (tmp_path / "m" / "split.csv").read_text().splitlines()[1:]]
+    few_train = [name for _, _, name, side in rows if side == "train"]
+    empty = [n for n in few_train if int(n.split("_")[1]) >= 6]
+    assert empty and len(empty) < len(few_train)
+    listed = {n: sum(p.endswith(f"/{n}.jpg") for p in train) for n in few_train}
+    assert listed == {n: 3 if n in empty else 2 for n in few_train}
+    assert len(val) == len(set(val))  # validation is never repeated
+    assert f"the {len(empty)} few training images without ships are each listed 3 times" in report
+    assert f"({2 * len(empty)} extra entries)" in report
+
+
+@pytest.mark.parametrize("option", ["oversample", "ship_free"])
 @pytest.mark.parametrize("factors, words", [({"few": 0}, "whole numbers >= 1"), ({"nosuch": 2}, "no such source")])
-def test_merge_refuses_bad_oversampling(tmp_path, factors, words):
+def test_merge_refuses_bad_oversampling(tmp_path, factors, words, option):
     _few_ships_set(tmp_path / "few", positives=2, empties=1)
     with pytest.raises(DatasetFormatError, match=words):
-        merge_sets([tmp_path / "few"], tmp_path / "m", oversample=factors)
+        merge_sets([tmp_path / "few"], tmp_path / "m", **{option: factors})
 
 
 def test_real_merge_of_all_four(real_data, tmp_path):
