@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,9 +85,10 @@ def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampl
 
 def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference | None, max_pixels: int,
                  input_size: tuple[int, int], scale_range: ScaleRange | None, views: int = 1,
-                 max_inferences: int | None = None) -> PreparedTile:
-    """Decode, resample into the model's scale range where the GSD is known, and letterbox each window in each of
-    its `views`: all of a tile's CPU work before it joins a batch (in a decode thread)."""
+                 max_inferences: int | None = None, first_inputs: int = 1) -> PreparedTile:
+    """Decode, resample into the model's scale range where the GSD is known, plan the windows, and make the first
+    `first_inputs` model inputs (each window letterboxed in each of its `views`): a tile's CPU work before it joins
+    a batch (in a decode thread). The rest are made a batch at a time as the tile takes its turns."""
     decoded = decode_image(data, max_pixels)
     ref = given_ref or decoded.georef
     height, width = decoded.pixels.shape[:2]
@@ -115,13 +117,9 @@ def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference 
                        f"need {len(windows) * views} model inputs, over the limit of {max_inferences}",
                        {"windows": len(windows), "views": views, "max_tile_inferences": max_inferences,
                         "hint": "ask for fewer views, or send smaller tiles"})
-    tensors = []
-    for win in windows:  # window by window, each in its views in order
-        crop = pixels[win.row:win.row + win.height, win.col:win.col + win.width]
-        for view in views_for(views):
-            tensor = np.empty((3, *input_size), dtype=np.float32)
-            tensors.append((tensor, letterbox_into(view_pixels(crop, view), tensor, input_size)))
-    return PreparedTile(decoded, ref, gsd, factor, (pixels.shape[1], pixels.shape[0]), windows, tensors, views)
+    tile = PreparedTile(decoded, ref, gsd, factor, pixels, windows, input_size, views)
+    tile.first = tile.inputs(0, min(first_inputs, tile.count))
+    return tile
 
 
 @dataclass
@@ -130,10 +128,34 @@ class PreparedTile:
     ref: GeoReference | None
     gsd_m: float | None
     factor: float
-    scored_size: tuple[int, int]  # width, height after resampling
+    pixels: NDArray[np.uint8]  # resampled into the model's scale range
     windows: list[Window]
-    tensors: list[tuple[NDArray[np.float32], Letterbox]]  # each window's views in turn
+    input_size: tuple[int, int]
     views: int = 1
+    first: list[tuple[NDArray[np.float32], Letterbox]] = field(default_factory=list)  # made before queueing
+
+    @property
+    def scored_size(self) -> tuple[int, int]:
+        """Width, height after resampling."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def count(self) -> int:
+        """Model inputs in all: each window in each view."""
+        return len(self.windows) * self.views
+
+    def inputs(self, start: int, stop: int) -> list[tuple[NDArray[np.float32], Letterbox]]:
+        """Model inputs `start` to `stop` (window by window, each in its views in order). Made on demand: a tile
+        resampled to the size limit has hundreds of windows, 3 MiB each at 512 px, and holding them all from the
+        start would let one request take the memory of every other."""
+        made = []
+        for k in range(start, stop):
+            win = self.windows[k // self.views]
+            crop = self.pixels[win.row:win.row + win.height, win.col:win.col + win.width]
+            tensor = np.empty((3, *self.input_size), dtype=np.float32)
+            view = views_for(self.views)[k % self.views]
+            made.append((tensor, letterbox_into(view_pixels(crop, view), tensor, self.input_size)))
+        return made
 
     def fused(self, found: list[Detections], params: DetectParams) -> tuple[list[Detections], bool]:
         """Each window's detections, its views fused and cut at the request's threshold and cap, and whether any
@@ -151,15 +173,31 @@ class PreparedTile:
         return out, reached
 
 
-async def _await_in_batches(batcher: DynamicBatcher, tensors: list[tuple[NDArray[np.float32], Letterbox]],
+async def _await_in_batches(batcher: DynamicBatcher, tile: PreparedTile, pool: Executor | None,
                             queued: list[asyncio.Future[tuple[Detections, dict[str, float]]]], params: DetectParams
                             ) -> list[tuple[Detections, dict[str, float]]]:
-    """A tile's windows, a batch's worth at a time (the first already `queued`): a large resampled tile takes
+    """A tile's inputs, a batch's worth at a time (the first already `queued`): a large resampled tile takes
     its turns in the queue instead of filling it (and turning other clients away), and waits for room instead
-    of failing when other clients filled it meanwhile."""
+    of failing when other clients filled it meanwhile. Each batch's inputs are made (in `pool`) while the one
+    before is scored, so a tile holds about two batches of inputs, not all of them."""
+    loop = asyncio.get_running_loop()
+    starts = range(len(queued), tile.count, batcher.max_batch)
+
+    def make(start: int) -> asyncio.Future[list[tuple[NDArray[np.float32], Letterbox]]]:
+        stop = min(start + batcher.max_batch, tile.count)
+        if stop <= len(tile.first):  # made with the tile, in its decode thread
+            made = loop.create_future()
+            made.set_result(tile.first[start:stop])
+            return made
+        return loop.run_in_executor(pool, tile.inputs, start, stop)
+
+    coming = make(starts[0]) if starts else None
+    tile.first = []  # the batcher and `coming` hold what is still to score
     results = list(await asyncio.gather(*queued))
-    for start in range(len(queued), len(tensors), batcher.max_batch):
-        later = await batcher.enqueue_in_turn(tensors[start:start + batcher.max_batch], params)
+    for k in range(len(starts)):
+        assert coming is not None
+        later = await batcher.enqueue_in_turn(await coming, params)
+        coming = make(starts[k + 1]) if k + 1 < len(starts) else None
         results += await asyncio.gather(*later)
     return results
 
@@ -184,12 +222,12 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
             tile = await asyncio.wait_for(
                 loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
                                      engine.input_size, engine.info.scale_range, params.views,
-                                     svc.settings.max_tile_inferences),
+                                     svc.settings.max_tile_inferences, 1 + batcher.max_batch),
                 max(deadline - time.perf_counter(), 0.001))
             # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
             per_view = replace(params, conf=view_conf(params.conf, params.views))
-            queued = batcher.enqueue(tile.tensors[:1], per_view)  # the one place its capacity check held for it
-        results = await asyncio.wait_for(_await_in_batches(batcher, tile.tensors, queued, per_view),
+            queued = batcher.enqueue(tile.first[:1], per_view)  # the one place its capacity check held for it
+        results = await asyncio.wait_for(_await_in_batches(batcher, tile, svc.decode_pool, queued, per_view),
                                          max(deadline - time.perf_counter(), 0.001))
     except QueueFullError:
         raise svc.queue_full() from None

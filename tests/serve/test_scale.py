@@ -97,6 +97,35 @@ def test_a_tile_with_more_windows_than_the_queue_holds_is_scored(tmp_path: Path)
         assert r.status_code == 200 and r.json()["scale"]["windows"] == 9
 
 
+def test_a_large_tile_s_model_inputs_are_made_a_batch_at_a_time(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resampled tile's inputs (windows x views, 3 MiB each at 512 px) are not all held from the start: the
+    first batch's worth is made with the tile, each later batch while the one before is scored."""
+    from shipdet.serve.dataplane import PreparedTile
+
+    made: list[tuple[int, int]] = []
+    inputs = PreparedTile.inputs
+
+    def recorded(tile: PreparedTile, start: int, stop: int) -> list:
+        made.append((start, stop))
+        return inputs(tile, start, stop)
+
+    monkeypatch.setattr(PreparedTile, "inputs", recorded)
+    model = detect_model(tmp_path / "scaled.onnx", {METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    answers = []
+    for max_batch in (4, 32):
+        made.clear()
+        with live_server(model, max_batch=max_batch) as server:  # 9 windows in 2 views: 18 inputs
+            r = detect(server, png(64, 64, 128), gsd=4.0, views=2)
+        assert r.status_code == 200 and r.json()["scale"]["windows"] == 9
+        answers.append(r.json()["detections"])
+        if max_batch == 4:  # one for the place held while decoding and a batch; then a batch at a time
+            assert made == [(0, 5), (5, 9), (9, 13), (13, 17), (17, 18)]
+        else:
+            assert made == [(0, 18)]
+    assert answers[0] == answers[1] and answers[0]
+
+
 def test_a_georeference_implying_an_implausible_gsd_is_a_422(scaled_server: LiveServer) -> None:
     r = httpx.post(scaled_server.url + "/v1/detect", content=png(64, 64, 128), headers={"content-type": "image/png"},
                    params={"transform": "0.0001,0,500000,0,-0.0001,4000000", "crs": "EPSG:32633"}, timeout=30)
