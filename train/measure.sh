@@ -6,7 +6,8 @@
 #   - `shipdet evaluate` on the validation split (operating points, false alarms, per source);
 #   - `shipdet evaluate-scenes` at the working scale (x4; FACTORS=4,5 for more) on the two held-out ports and on
 #     all nine.
-# VIEWS (default 1) exports it to be scored in that many views, fused, as every figure here then is.
+# VIEWS (default 1) exports it to be scored in that many views, fused, as every figure here then is; NMS_IOU
+# (default 0.45) records its NMS IoU, which every figure is measured at, as the service and `rescore` serve.
 # Prints one summary; the reports stay in work/measure/NAME. At idle priority, beside a training run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ OUT="work/measure/$NAME"
 source train/ports.sh
 mkdir -p "$OUT"
 "${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --conf "$CONF" --views "${VIEWS:-1}" \
+    --nms-iou "${NMS_IOU:-0.45}" \
     --name "$NAME" --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
 "${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" "$DATA" --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${HELD_OUT[@]}" \

@@ -20,6 +20,11 @@ FALLBACK_CONF = 0.25
 # The views (flips) each tile is scored in and fused (`shipdet.inference.views`): part of the operating point, as
 # the threshold is, since fused scores are means over the views. Models exported before carry none: one view.
 VIEWS_METADATA_KEY = "shipdet_views"
+# The NMS IoU (and the IoU that merges boxes across window seams): part of the operating point as well, so that
+# `shipdet evaluate` measures what the service and `shipdet rescore` serve. Models exported before carry none: the
+# 0.45 both served at (evaluation used 0.6 until then).
+NMS_IOU_METADATA_KEY = "shipdet_nms_iou"
+FALLBACK_NMS_IOU = 0.45
 
 PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
                   "cpu": "CPUExecutionProvider"}
@@ -37,6 +42,7 @@ class ModelInfo:
     card: dict[str, Any] = field(default_factory=dict)
     default_conf: float = FALLBACK_CONF  # the threshold it is served at unless a request asks for another
     default_views: int = 1  # the views it is scored in unless a request asks for others
+    default_iou: float = FALLBACK_NMS_IOU  # its NMS IoU unless a request asks for another
 
     @property
     def name(self) -> str:
@@ -64,6 +70,20 @@ def operating_conf(metadata: dict[str, str]) -> float:
         raise ModelLoadError(f"model metadata {CONF_METADATA_KEY}={raw!r} is not a confidence in (0, 1)",
                              "re-export with `shipdet export --conf 0.3` (or without --conf)")
     return conf
+
+
+def operating_iou(metadata: dict[str, str]) -> float:
+    raw = metadata.get(NMS_IOU_METADATA_KEY)
+    if raw is None:
+        return FALLBACK_NMS_IOU
+    try:
+        iou = float(raw)
+    except ValueError:
+        iou = float("nan")
+    if not 0.0 < iou < 1.0:
+        raise ModelLoadError(f"model metadata {NMS_IOU_METADATA_KEY}={raw!r} is not an IoU in (0, 1)",
+                             "re-export with `shipdet export --nms-iou 0.45` (or without --nms-iou)")
+    return iou
 
 
 def operating_views(metadata: dict[str, str]) -> int:
@@ -125,7 +145,7 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     if task not in ("detect", "obb"):
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
     return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props),
-                     operating_views(props))
+                     operating_views(props), operating_iou(props))
 
 
 def session_options(threads: int = 0) -> Any:

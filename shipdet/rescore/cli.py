@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(None, help="ONNX model (default: the bundled one)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-runs resume in it)."),
         conf: float = typer.Option(None, help="Confidence threshold (default: the model's, else 0.25)."),
-        iou: float = typer.Option(None, help="NMS and seam IoU (default 0.45)."),
+        iou: float = typer.Option(None, help="NMS and seam IoU (default: the model's, else 0.45)."),
         tile: int = typer.Option(None, help="Window size (default: the model's input size)."),
         overlap: int = typer.Option(None, help="Window overlap in pixels (default 64)."),
         grid: str = typer.Option(None, help="Window placement: even (default: equal overlaps) or stride "

@@ -20,7 +20,7 @@ class RescoreParams(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHIPDET_RESCORE_", frozen=True, extra="forbid")
 
     conf: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # None: the model's operating threshold
-    iou: float = Field(0.45, ge=0, le=1, allow_inf_nan=False)
+    iou: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # NMS and seam IoU; None: the model's
     tile: int = Field(0, ge=0, le=8192)  # 0: the model's input size
     overlap: int = Field(64, ge=0, le=4096)
     grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices

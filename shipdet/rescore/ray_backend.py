@@ -21,6 +21,7 @@ from shipdet.rescore.scoring import (
     scene_factor,
     scene_windows,
     scoring_conf,
+    scoring_iou,
     scoring_views,
 )
 from shipdet.rescore.sources import SceneSource
@@ -118,7 +119,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             num_gpus=num_gpus, fn_constructor_kwargs={
                 "model": str(run.engine.info.path), "providers": list(providers),
                 "max_batch": run.params.max_batch, "scenes": specs, "conf": scoring_conf(run.engine, run.params),
-                "iou": run.params.iou, "views": scoring_views(run.engine, run.params)})
+                "iou": scoring_iou(run.engine, run.params), "views": scoring_views(run.engine, run.params)})
         for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
             for i in range(len(batch["scene"])):
                 w = Window(*(int(v) for v in batch["window"][i]))
@@ -134,7 +135,8 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             # In tile order, as the local backend merges them (Ray returns batches in any order).
             per_window = [(w, Detections.concatenate(by_window[(index, w)]) if by_window[(index, w)] else empty)
                           for w in windows]
-            merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=run.params.iou)
+            merged = merge_windows(per_window, (scene.width, scene.height),
+                                   iou_threshold=scoring_iou(run.engine, run.params))
             run.record(pending[index], scene, ScoredScene(merged, len(windows), *scales[index],
                                                           capped([d for _, d in per_window])), started)
             counts["done"] += 1

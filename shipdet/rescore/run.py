@@ -17,7 +17,7 @@ from shipdet.progress import progress
 from shipdet.rescore.params import RescoreParams, scene_key
 from shipdet.rescore.quicklook import write_quicklook
 from shipdet.rescore.scene import Scene, open_scene
-from shipdet.rescore.scoring import ScoredScene, detect_scene, scoring_conf, scoring_views
+from shipdet.rescore.scoring import ScoredScene, detect_scene, scoring_conf, scoring_iou, scoring_views
 from shipdet.rescore.sources import SceneSource
 from shipdet.rescore.table import atomic_write, detections_frame, write_geoparquet
 
@@ -43,10 +43,12 @@ class RescoreRun:
     def __init__(self, out: Path, engine: Detector, params: RescoreParams) -> None:
         self.out = out
         self.engine = engine
-        # The threshold is resolved before hashing: a scene scored at the model's 0.3 is not the same result as
-        # one scored at an explicit 0.25, and a resumed run must not mix them.
+        # The operating point is resolved before hashing: a scene scored at the model's 0.3 is not the same result
+        # as one scored at an explicit 0.25, and a resumed run must not mix them. A model that records no NMS IoU
+        # resolves to the 0.45 runs used before it was recorded: their scenes keep their keys.
         self.params = params.model_copy(update={"conf": scoring_conf(engine, params),
-                                                "views": scoring_views(engine, params)})
+                                                "views": scoring_views(engine, params),
+                                                "iou": scoring_iou(engine, params)})
         self.params_hash = self.params.digest()
         (out / "scenes").mkdir(parents=True, exist_ok=True)
         for stale in (out / "scenes").glob(".*.tmp"):  # left by a run killed mid-write
@@ -100,7 +102,7 @@ class RescoreRun:
                 "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
                 "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor, "conf": self.params.conf,
-                "views": self.params.views, "capped_windows": scored.capped_windows,
+                "views": self.params.views, "nms_iou": self.params.iou, "capped_windows": scored.capped_windows,
                 "seconds": time.perf_counter() - started, "model_sha256": sha,
                 "params_hash": self.params_hash}
         output = self.out / "scenes" / f"{source.scene_id}.parquet"
@@ -205,7 +207,8 @@ class RescoreRun:
                  "footprint_wkt": "POLYGON EMPTY", "valid_wkt": "POLYGON EMPTY", "valid_fraction": 0.0,
                  "n_detections": 0} for r in failed]
         columns = ["scene_id", "path", "acquired", "crs", "width", "height", "gsd_m", "scale_factor", "conf", "views",
-                   "capped_windows", "footprint_wkt", "valid_wkt", "valid_fraction", "status", "n_detections", "error"]
+                   "nms_iou", "capped_windows", "footprint_wkt", "valid_wkt", "valid_fraction", "status",
+                   "n_detections", "error"]
         table = pd.DataFrame(rows).reindex(columns=columns).sort_values("scene_id", kind="stable")
         table["acquired"] = pd.to_datetime(table["acquired"], utc=True)
         atomic_write(self.out / "scenes.csv", lambda tmp: table.to_csv(tmp, index=False))

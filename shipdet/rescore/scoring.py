@@ -71,6 +71,10 @@ def scoring_conf(engine: Detector, params: RescoreParams) -> float:
     return params.conf if params.conf is not None else engine.info.default_conf
 
 
+def scoring_iou(engine: Detector, params: RescoreParams) -> float:
+    return params.iou if params.iou is not None else engine.info.default_iou
+
+
 def scoring_views(engine: Detector, params: RescoreParams) -> int:
     return params.views if params.views is not None else engine.info.default_views
 
@@ -88,6 +92,7 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
     gsd, factor = scene_factor(engine, scene, params)
     windows = scene_windows(engine, scene, params, factor)
     viewed = in_views(engine, scoring_views(engine, params))
+    iou = scoring_iou(engine, params)
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []
@@ -99,12 +104,11 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
         if item[1] is not None:
             batch.append(item)
         if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
-            results = detect_resampled(viewed, [a for _, a in batch], factor, scoring_conf(engine, params),
-                                       params.iou)
+            results = detect_resampled(viewed, [a for _, a in batch], factor, scoring_conf(engine, params), iou)
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
             scored += len(batch)
             batch = []
             if on_windows is not None:
                 on_windows(i + 1, len(windows))
-    merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=params.iou)
+    merged = merge_windows(per_window, (scene.width, scene.height), iou_threshold=iou)
     return ScoredScene(merged, scored, gsd, factor, capped([d for _, d in per_window]))

@@ -215,7 +215,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
     queued: list[asyncio.Future[tuple[Detections, dict[str, float]]]] = []
     try:
         with batcher.announce():  # the tile counts against the queue from its capacity check until it is in it
-            params = q.batch_params(svc.default_conf(), svc.settings.iou, svc.default_views())
+            params = q.batch_params(svc.default_conf(), svc.default_iou(), svc.default_views())
             if params.views > svc.settings.max_views:
                 raise ApiError(422, "invalid_request", f"views={params.views} is over this service's limit of "
                                f"{svc.settings.max_views}", {"max_views": svc.settings.max_views})

@@ -134,7 +134,7 @@ async def metadata(request: Request, name: str, version: str | None = None) -> J
     return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
                          "inputs": INPUTS, "outputs": output_metadata(engine.info.task),
                          "parameters": {"classes": engine.info.names, "task": engine.info.task,
-                                        "default_conf": svc.default_conf(),
+                                        "default_conf": svc.default_conf(), "default_iou": svc.default_iou(),
                                         "default_views": svc.default_views()}})
 
 

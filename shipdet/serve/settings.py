@@ -49,7 +49,8 @@ class ServeSettings(BaseSettings):
     max_tiles: int = Field(16, ge=1, description="Tiles in one /v1/detect/batch request.")
     conf: float | None = Field(None, ge=0, le=1, description="Default confidence threshold; unset: the model's "
                                                              "recorded operating threshold (0.25 if it has none).")
-    iou: float = Field(0.45, ge=0, le=1)
+    iou: float | None = Field(None, ge=0, le=1, description="Default NMS IoU; unset: the model's recorded one (0.45 "
+                                                           "if it has none).")
     views: Literal[1, 2, 4, 8] | None = Field(None, description="Default views each tile is scored in and fused; "
                                                                "unset: the model's own (1 if it records none).")
     max_views: Literal[1, 2, 4, 8] = Field(8, description="Most views a request may ask for (each costs one "

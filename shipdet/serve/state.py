@@ -89,6 +89,10 @@ class ServiceState:
         """The threshold a request gets unless it asks for one: the operator's setting, else the model's own."""
         return self.settings.conf if self.settings.conf is not None else self.engine_or_503().info.default_conf
 
+    def default_iou(self) -> float:
+        """The NMS IoU a request gets unless it asks for one: the operator's setting, else the model's own."""
+        return self.settings.iou if self.settings.iou is not None else self.engine_or_503().info.default_iou
+
     def default_views(self) -> int:
         """The views a request gets unless it asks for some: the operator's setting, else the model's own."""
         return self.settings.views if self.settings.views is not None else self.engine_or_503().info.default_views

@@ -85,6 +85,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- scale range: {_scale_line(card.get('gsd_range_m'))}",
              f"- operating threshold: conf {card.get('default_conf', 0.25)} unless a request asks for another "
              "(`?conf=`, `shipdet rescore --conf`)",
+             f"- NMS IoU {card.get('default_nms_iou', 0.45)}, as served and measured, unless a request asks for "
+             "another (`?iou=`, `shipdet rescore --iou`)",
              *([f"- scored in {card['default_views']} views (flips) fused, the threshold on the fused score, unless "
                 "a request asks for others (`?views=`, `shipdet rescore --views`; N views cost N inferences)"]
                if card.get("default_views", 1) > 1 else []),

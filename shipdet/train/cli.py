@@ -7,6 +7,16 @@ from pathlib import Path
 
 import typer
 
+NMS_IOU_HELP = "NMS IoU (default: the model's own, what the service and `shipdet rescore` score with; else 0.45)."
+
+
+def check_nms_iou_option(nms_iou: float | None) -> None:
+    """An NMS IoU outside (0, 1) on a command line: one usage line, before any work."""
+    from shipdet.errors import ConfigError
+
+    if nms_iou is not None and not 0.0 < nms_iou < 1.0:
+        raise ConfigError(f"--nms-iou {nms_iou} is not an IoU in (0, 1)", "e.g. --nms-iou 0.45")
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -52,6 +62,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, help="Write scenes.json and scenes.md here."),
         views: int = typer.Option(None, help="Views each window is scored in and fused: 1, 2, 4, 8 (default: the "
                                              "model's own)."),
+        nms_iou: float = typer.Option(None, help=NMS_IOU_HELP),
     ) -> None:
         """Score whole scenes as `shipdet rescore` does, at several resampling factors, against their truth."""
         from shipdet.errors import ConfigError
@@ -59,12 +70,13 @@ def register(app: typer.Typer) -> None:
         from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
 
         check_view_option(views)
+        check_nms_iou_option(nms_iou)
 
         try:
             chosen = [float(f) for f in factors.split(",")]
         except ValueError:
             raise ConfigError(f"--factors {factors!r} is not a list of numbers", "e.g. --factors 1,2,3,4") from None
-        rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou, views=views)
+        rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou, views=views, nms_iou=nms_iou)
         report = scenes_markdown(rows, model, iou)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -115,15 +127,17 @@ def register(app: typer.Typer) -> None:
         imgsz: int = typer.Option(640, help="Input size for a .pt model (an ONNX model carries its own)."),
         views: int = typer.Option(None, help="Views each image is scored in and fused, for an .onnx model: 1, 2, 4, "
                                              "8 (default: the model's own)."),
+        nms_iou: float = typer.Option(None, help=NMS_IOU_HELP),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.inference.views import check_view_option
         from shipdet.train.evaluate import evaluate_model
 
         check_view_option(views)
+        check_nms_iou_option(nms_iou)
 
         report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz,
-                                views=views)
+                                views=views, nms_iou=nms_iou)
         typer.echo(report)
 
     @app.command()
@@ -146,6 +160,8 @@ def register(app: typer.Typer) -> None:
         views: int = typer.Option(1, help="The views (1, 2, 4, 8) each tile is scored in and fused by default, "
                                           "chosen with --conf from `shipdet evaluate --views` (N views cost N "
                                           "inferences)."),
+        nms_iou: float = typer.Option(None, help="The NMS IoU it is served and measured at, chosen from `shipdet "
+                                                 "evaluate --nms-iou` (default: none recorded, 0.45)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
@@ -160,7 +176,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
                             data=data, name=name, version=version, notes=notes,
-                            gsd_range=scale_range, conf=conf, views=views)
+                            gsd_range=scale_range, conf=conf, views=views, nms_iou=nms_iou)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command()

@@ -16,7 +16,7 @@ from shipdet.datasets.writer import read_manifest
 from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
-from shipdet.inference.model import FALLBACK_CONF, load_model_info
+from shipdet.inference.model import FALLBACK_CONF, FALLBACK_NMS_IOU, load_model_info
 from shipdet.metrics import airbus_f2, average_precision, false_alarms, match_at, recall_by_size
 
 SIZE_EDGES_PX = (8, 16, 32, 64, 128)
@@ -58,17 +58,19 @@ def image_sources(images: Sequence[Path]) -> tuple[list[str], list[float], list[
 
 
 def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf: float = 0.001,
-                   views: int | None = None) -> Predictor:
-    """`views`: the views each image is scored in and fused (default: the model's own)."""
+                   views: int | None = None, nms_iou: float | None = None) -> Predictor:
+    """`views`: the views each image is scored in and fused; `nms_iou`: the NMS IoU (default: the model's own,
+    what the service and `shipdet rescore` score with)."""
     from shipdet.inference.engine import Engine
     from shipdet.inference.views import detect_in_views
 
     engine = Engine(model, providers=providers)
     count = engine.info.default_views if views is None else views
-    return lambda images: detect_in_views(engine, images, count, conf=conf, iou=0.6)
+    iou = engine.info.default_iou if nms_iou is None else nms_iou
+    return lambda images: detect_in_views(engine, images, count, conf=conf, iou=iou)
 
 
-def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float = 0.6) -> Predictor:
+def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float = FALLBACK_NMS_IOU) -> Predictor:
     from shipdet.train.offline import ensure_offline
 
     ensure_offline()
@@ -170,6 +172,7 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
 
 def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
     scored = f" Each image scored in {m['views']} views, fused." if m.get("views", 1) > 1 else ""
+    scored += f" NMS IoU {m['nms_iou']}." if "nms_iou" in m else ""
     lines = [f"# Evaluation of `{model.name}`", "", f"Data: `{data}`, split `{split}`: {m['images']} images, "
              f"{m['ships']} ships.{scored}", "", "| metric | value |", "|---|---|",
              f"| mAP50 | {m['mAP50']:.3f} |", f"| mAP50-95 | {m['mAP50-95']:.3f} |",
@@ -219,7 +222,7 @@ def _per_image(fa: dict[str, Any]) -> str:
 
 def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
-                   batch: int = 8, draw: int = 0, views: int | None = None) -> str:
+                   batch: int = 8, draw: int = 0, views: int | None = None, nms_iou: float | None = None) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
     `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
     model): the views each image is scored in, default the model's own."""
@@ -228,10 +231,12 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
         conf = info.default_conf if info is not None else FALLBACK_CONF
     if info is not None and views is None:
         views = info.default_views
+    if nms_iou is None:
+        nms_iou = info.default_iou if info is not None else FALLBACK_NMS_IOU
     images = split_images(data, split)
     names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
-    predict = predictor or (onnx_predictor(model, views=views) if info is not None
-                            else torch_predictor(model, imgsz))
+    predict = predictor or (onnx_predictor(model, views=views, nms_iou=nms_iou) if info is not None
+                            else torch_predictor(model, imgsz, iou=nms_iou))
     preds: list[Detections] = []
     truths: list[Detections] = []
     shown: list[NDArray[np.uint8]] = []
@@ -253,8 +258,10 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     if gsd_m is not None:
         gsd = [gsd_m] * len(images)
     metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales)
-    if predictor is None and views is not None:
-        metrics["views"] = views
+    if predictor is None:
+        metrics["nms_iou"] = nms_iou
+        if views is not None:
+            metrics["views"] = views
     out.mkdir(parents=True, exist_ok=True)
     metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

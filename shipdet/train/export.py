@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from shipdet.errors import ShipdetError
-from shipdet.inference.model import CONF_METADATA_KEY, FALLBACK_CONF, VIEWS_METADATA_KEY, file_sha256
+from shipdet.inference.model import (
+    CONF_METADATA_KEY,
+    FALLBACK_CONF,
+    FALLBACK_NMS_IOU,
+    NMS_IOU_METADATA_KEY,
+    VIEWS_METADATA_KEY,
+    file_sha256,
+)
 from shipdet.inference.views import check_view_option
 from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
 from shipdet.scale import ScaleRange
@@ -103,11 +110,13 @@ def _add_metadata(path: Path, extra: dict[str, str]) -> None:
 def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
                  version: str | None = None, notes: Path | None = None,
-                 gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1) -> dict[str, Any]:
+                 gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1,
+                 nms_iou: float | None = None) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
     default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
     at by default (none recorded: 0.25); `views`: the views each tile is scored in and fused, by default
-    (`shipdet.inference.views`; `conf` is then a threshold on the fused score)."""
+    (`shipdet.inference.views`; `conf` is then a threshold on the fused score); `nms_iou`: the NMS IoU it is
+    served and measured at (none recorded: 0.45)."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -118,6 +127,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
     if conf is not None and not 0.0 < conf < 1.0:
         raise ShipdetError(f"--conf {conf} is not a confidence in (0, 1)", "e.g. --conf 0.3")
+    if nms_iou is not None and not 0.0 < nms_iou < 1.0:
+        raise ShipdetError(f"--nms-iou {nms_iou} is not an IoU in (0, 1)", "e.g. --nms-iou 0.45")
     check_view_option(views)
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
@@ -142,6 +153,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         extra[CONF_METADATA_KEY] = repr(float(conf))
     if views != 1:
         extra[VIEWS_METADATA_KEY] = str(views)
+    if nms_iou is not None:
+        extra[NMS_IOU_METADATA_KEY] = repr(float(nms_iou))
     _add_metadata(target, extra)
     tiles = _sample_tiles(data, imgsz)
     for parity_conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds some
@@ -154,7 +167,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "training": record, "exported": datetime.now(UTC).isoformat(timespec="seconds"),
                             "gsd_range_m": None if scale_range is None else [scale_range.finest_m,
                                                                               scale_range.coarsest_m],
-                            "default_conf": FALLBACK_CONF if conf is None else float(conf), "default_views": views}
+                            "default_conf": FALLBACK_CONF if conf is None else float(conf), "default_views": views,
+                            "default_nms_iou": FALLBACK_NMS_IOU if nms_iou is None else float(nms_iou)}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

@@ -38,10 +38,10 @@ def scene_truth(annotations: Path, scene_id: str) -> Detections:
 
 
 def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], factors: Sequence[float],
-                    conf: float | None = None, iou: float = 0.3, overlap: int = 64, views: int | None = None
-                    ) -> list[dict[str, Any]]:
+                    conf: float | None = None, iou: float = 0.3, overlap: int = 64, views: int | None = None,
+                    nms_iou: float | None = None) -> list[dict[str, Any]]:
     """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts.
-    `conf`, `views`: default, the model's operating point (as `shipdet rescore` scores)."""
+    `conf`, `views`, `nms_iou`: default, the model's operating point (as `shipdet rescore` scores)."""
     from shipdet.inference.engine import Engine
     from shipdet.rescore.params import RescoreParams
     from shipdet.rescore.scene import open_scene
@@ -51,11 +51,12 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     engine = Engine(model, providers=["cpu"])
     conf = engine.info.default_conf if conf is None else conf
     views = engine.info.default_views if views is None else views
+    nms_iou = engine.info.default_iou if nms_iou is None else nms_iou
     sources = resolve_sources([str(d) for d in scene_dirs])
     truths = [scene_truth(annotations, s.scene_id) for s in sources]
     rows = []
     for factor in factors:
-        params = RescoreParams(conf=conf, overlap=overlap, scale=factor, views=views)
+        params = RescoreParams(conf=conf, iou=nms_iou, overlap=overlap, scale=factor, views=views)
         preds, tiles = [], 0
         for source in sources:
             scene = open_scene(source)
@@ -67,7 +68,7 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
             tiles += scored.tiles
         counts, found = match_at(preds, truths, conf, iou)
         small = [b for b in recall_by_size(truths, found, [0, SMALL_NATIVE_PX]) if b["to"] == SMALL_NATIVE_PX]
-        rows.append({"factor": factor, "conf": conf, "views": views, "scenes": len(sources),
+        rows.append({"factor": factor, "conf": conf, "views": views, "nms_iou": nms_iou, "scenes": len(sources),
                      "ships": int(sum(len(t) for t in truths)), "tiles": tiles,
                      "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
                      "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
@@ -95,8 +96,9 @@ def scenes_markdown(rows: list[dict[str, Any]], model: Path, iou: float) -> str:
     scenes = ", ".join(rows[0]["per_scene_recall"]) if rows else ""
     conf = rows[0]["conf"] if rows else "-"
     views = f", {rows[0]['views']} views fused" if rows and rows[0].get("views", 1) > 1 else ""
+    views += f", NMS IoU {rows[0]['nms_iou']}" if rows and "nms_iou" in rows[0] else ""
     lines = [f"# Whole scenes through the scale path: `{model.name}`", "",
-             f"Scenes: {scenes}; {rows[0]['ships'] if rows else 0} ships; conf {conf}{views}, IoU {iou}.", "",
+             f"Scenes: {scenes}; {rows[0]['ships'] if rows else 0} ships; conf {conf}{views}, match IoU {iou}.", "",
              "| factor | GSD scored (10 m scenes) | tiles | P | R | found (R, 95 % interval) | F1 "
              "| R < 16 native px (ships) |",
              "|---|---|---|---|---|---|---|---|"]

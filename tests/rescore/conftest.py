@@ -29,6 +29,7 @@ class _Info:
     scale_range: ScaleRange | None = None  # a model exported before scale was recorded: scenes are not resampled
     default_conf = 0.25
     default_views = 1
+    default_iou = 0.45
 
 
 class ThresholdEngine:

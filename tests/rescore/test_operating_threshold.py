@@ -1,4 +1,5 @@
-"""`shipdet rescore` scores at the model's recorded operating threshold unless told another, and says which."""
+"""`shipdet rescore` scores at the model's recorded operating point (threshold, views, NMS IoU) unless told
+another, and says which."""
 
 from pathlib import Path
 
@@ -20,6 +21,7 @@ class _OperatingInfo:
     scale_range = None
     default_conf = 0.6
     default_views = 1
+    default_iou = 0.45
 
 
 class ConfRecordingEngine(ThresholdEngine):
@@ -27,9 +29,11 @@ class ConfRecordingEngine(ThresholdEngine):
 
     def __init__(self) -> None:
         self.seen: list[float] = []
+        self.nms: list[float] = []
 
     def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
         self.seen.append(conf)
+        self.nms.append(iou)
         return super().detect(images, conf, iou)
 
 
@@ -69,11 +73,30 @@ def test_a_view_count_that_is_not_offered_is_refused() -> None:
         RescoreParams(views=3)
 
 
-def test_one_view_keeps_the_key_runs_had_before_views_existed() -> None:
+def test_one_view_keeps_the_key_runs_had_before_views_existed(tmp_path: Path) -> None:
     import hashlib
     import json
 
-    before = RescoreParams(conf=0.3).model_dump(exclude={"max_batch", "readahead", "views"})
+    before = RescoreParams(conf=0.3, iou=0.45).model_dump(exclude={"max_batch", "readahead", "views"})
     key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
-    assert RescoreParams(conf=0.3, views=1).digest() == RescoreParams(conf=0.3).digest() == key
-    assert RescoreParams(conf=0.3, views=2).digest() != key
+    assert RescoreParams(conf=0.3, iou=0.45, views=1).digest() == RescoreParams(conf=0.3, iou=0.45).digest() == key
+    assert RescoreParams(conf=0.3, iou=0.45, views=2).digest() != key
+    # A model that records no NMS IoU resolves to the 0.45 every run used before it was recorded: same key.
+    engine = ConfRecordingEngine()
+    assert RescoreRun(tmp_path, engine, RescoreParams(conf=0.3)).params_hash == key
+
+
+class _LooseNmsInfo(_OperatingInfo):
+    default_iou = 0.6
+
+
+def test_the_model_nms_iou_is_the_default_and_recorded(scenes: Path, tmp_path: Path) -> None:
+    engine = ConfRecordingEngine()
+    engine.info = _LooseNmsInfo()  # type: ignore[assignment]
+    run = RescoreRun(tmp_path / "loose", engine, RescoreParams())
+    assert run.run(resolve_sources([str(scenes)]))["done"] == 5
+    assert engine.nms and set(engine.nms) == {0.6}
+    assert (pd.read_csv(tmp_path / "loose" / "scenes.csv")["nms_iou"] == 0.6).all()
+    asked = RescoreRun(tmp_path / "asked", engine, RescoreParams(iou=0.45))
+    assert asked.params_hash != run.params_hash
+    assert run.params_hash == RescoreRun(tmp_path / "same", engine, RescoreParams(conf=0.6, iou=0.6)).params_hash

@@ -29,6 +29,7 @@ class _ScaledInfo:
     scale_range = ScaleRange(1.5, 2.5)
     default_conf = 0.25
     default_views = 1
+    default_iou = 0.45
 
 
 class SmallShipBlindEngine(ThresholdEngine):

@@ -1,5 +1,5 @@
-"""The service serves a model at the operating threshold recorded in it, unless the operator or the request
-chooses another, and every answer says which threshold produced it."""
+"""The service serves a model at the operating threshold (and NMS IoU) recorded in it, unless the operator or the
+request chooses another, and every answer says which threshold produced it."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from shipdet.errors import ModelLoadError
-from shipdet.inference.model import CONF_METADATA_KEY, load_model_info
+from shipdet.inference.model import CONF_METADATA_KEY, NMS_IOU_METADATA_KEY, load_model_info
 from tests.fake_model import detect_model
 from tests.serve.conftest import LiveServer, live_server
 from tests.serve.images import png
@@ -60,3 +60,44 @@ def test_an_unusable_recorded_threshold_stops_the_load(tmp_path: Path, raw: str)
     model = detect_model(tmp_path / "bad.onnx", {CONF_METADATA_KEY: raw})
     with pytest.raises(ModelLoadError, match=CONF_METADATA_KEY):
         load_model_info(model)
+
+
+def test_the_model_nms_iou_is_the_default_and_the_operator_and_request_outrank_it(tmp_path: Path) -> None:
+    # The fake model's strongest box has a duplicate at IoU 0.88: NMS at 0.95 keeps both, at 0.45 one.
+    loose = detect_model(tmp_path / "loose.onnx", {CONF_METADATA_KEY: "0.7", NMS_IOU_METADATA_KEY: "0.95"})
+    with live_server(loose) as server:
+        own = detect(server)
+        assert own["thresholds"]["iou"] == 0.95
+        assert [d["score"] for d in own["detections"]] == [pytest.approx(0.9), pytest.approx(0.8)]
+        asked = detect(server, iou=0.45)
+        assert asked["thresholds"]["iou"] == 0.45 and len(asked["detections"]) == 1
+        models = httpx.get(server.url + "/v1/models", timeout=10).json()["models"][0]
+        assert models["default_iou"] == 0.95
+        v2 = httpx.get(server.url + "/v2/models/" + models["name"], timeout=10).json()
+        assert v2["parameters"]["default_iou"] == 0.95
+    with live_server(loose, iou=0.45) as server:
+        answer = detect(server)
+        assert answer["thresholds"]["iou"] == 0.45 and len(answer["detections"]) == 1
+
+
+def test_a_model_without_a_recorded_nms_iou_is_served_at_0_45(fake_model: Path) -> None:
+    assert load_model_info(fake_model).default_iou == 0.45
+
+
+@pytest.mark.parametrize("raw", ["1", "0", "-0.2", "tight"])
+def test_an_unusable_recorded_nms_iou_stops_the_load(tmp_path: Path, raw: str) -> None:
+    model = detect_model(tmp_path / "bad.onnx", {NMS_IOU_METADATA_KEY: raw})
+    with pytest.raises(ModelLoadError, match=NMS_IOU_METADATA_KEY):
+        load_model_info(model)
+
+
+def test_evaluation_scores_at_the_model_nms_iou(tmp_path: Path) -> None:
+    """`shipdet evaluate` measures what is served: the model's NMS IoU, unless --nms-iou asks for another."""
+    import numpy as np
+
+    from shipdet.train.evaluate import onnx_predictor
+
+    loose = detect_model(tmp_path / "loose.onnx", {NMS_IOU_METADATA_KEY: "0.95"})
+    image = np.zeros((64, 64, 3), np.uint8)
+    assert len(onnx_predictor(loose, providers=["cpu"], conf=0.7)([image])[0]) == 2
+    assert len(onnx_predictor(loose, providers=["cpu"], conf=0.7, nms_iou=0.45)([image])[0]) == 1

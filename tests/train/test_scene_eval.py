@@ -9,7 +9,7 @@ import pytest
 from affine import Affine
 
 from shipdet.errors import DatasetFormatError
-from shipdet.inference.model import CONF_METADATA_KEY
+from shipdet.inference.model import CONF_METADATA_KEY, NMS_IOU_METADATA_KEY
 from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
 from tests.conftest import write_geotiff
 from tests.fake_model import detect_model
@@ -43,8 +43,19 @@ def test_scenes_are_measured_at_the_model_threshold_unless_told(port: tuple[Path
     assert own[0]["conf"] == 0.7 and (own[0]["tp"], own[0]["fn"], own[0]["recall"]) == (1, 1, 0.5)
     assert asked[0]["conf"] == 0.25 and (asked[0]["tp"], asked[0]["fp"], asked[0]["recall"]) == (2, 0, 1.0)
     assert own[0]["per_scene_recall"] == {"porta_rgb": 0.5} and own[0]["tiles"] == 1
-    assert "conf 0.7, IoU 0.3" in scenes_markdown(own, model, 0.3)
+    assert "conf 0.7, NMS IoU 0.45, match IoU 0.3" in scenes_markdown(own, model, 0.3)
     assert "| 1 of 2 (0.09-0.91) |" in scenes_markdown(own, model, 0.3)  # Wilson: 0.5 -+ 0.41 for two ships
+
+
+def test_scenes_are_measured_at_the_model_nms_iou_unless_told(port: tuple[Path, Path], tmp_path: Path) -> None:
+    """As `shipdet rescore` scores them: the fake model's duplicate box (IoU 0.88 with the strongest) survives NMS
+    at the 0.95 the model records, and is a false alarm; at an explicit 0.45 it is suppressed."""
+    scene, annotations = port
+    loose = detect_model(tmp_path / "loose.onnx", {NMS_IOU_METADATA_KEY: "0.95"})
+    own = evaluate_scenes(loose, annotations, [scene], [1.0], conf=0.25)
+    asked = evaluate_scenes(loose, annotations, [scene], [1.0], conf=0.25, nms_iou=0.45)
+    assert own[0]["nms_iou"] == 0.95 and (own[0]["tp"], own[0]["fp"]) == (2, 1)
+    assert asked[0]["nms_iou"] == 0.45 and (asked[0]["tp"], asked[0]["fp"]) == (2, 0)
 
 
 def test_the_recall_interval_is_wilson_s() -> None:
