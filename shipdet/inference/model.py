@@ -58,32 +58,27 @@ class ModelInfo:
         return str(self.card.get("version") or self.metadata.get("shipdet_version") or self.sha256[:12])
 
 
-def operating_conf(metadata: dict[str, str]) -> float:
-    raw = metadata.get(CONF_METADATA_KEY)
+def _recorded_fraction(metadata: dict[str, str], key: str, fallback: float, what: str, option: str) -> float:
+    """A value in (0, 1) recorded at export (`option`), else `fallback`; anything else stops the load."""
+    raw = metadata.get(key)
     if raw is None:
-        return FALLBACK_CONF
+        return fallback
     try:
-        conf = float(raw)
+        value = float(raw)
     except ValueError:
-        conf = float("nan")
-    if not 0.0 < conf < 1.0:
-        raise ModelLoadError(f"model metadata {CONF_METADATA_KEY}={raw!r} is not a confidence in (0, 1)",
-                             "re-export with `shipdet export --conf 0.3` (or without --conf)")
-    return conf
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise ModelLoadError(f"model metadata {key}={raw!r} is not {what} in (0, 1)",
+                             f"re-export with `shipdet export {option}` (or without {option.split()[0]})")
+    return value
+
+
+def operating_conf(metadata: dict[str, str]) -> float:
+    return _recorded_fraction(metadata, CONF_METADATA_KEY, FALLBACK_CONF, "a confidence", "--conf 0.3")
 
 
 def operating_iou(metadata: dict[str, str]) -> float:
-    raw = metadata.get(NMS_IOU_METADATA_KEY)
-    if raw is None:
-        return FALLBACK_NMS_IOU
-    try:
-        iou = float(raw)
-    except ValueError:
-        iou = float("nan")
-    if not 0.0 < iou < 1.0:
-        raise ModelLoadError(f"model metadata {NMS_IOU_METADATA_KEY}={raw!r} is not an IoU in (0, 1)",
-                             "re-export with `shipdet export --nms-iou 0.45` (or without --nms-iou)")
-    return iou
+    return _recorded_fraction(metadata, NMS_IOU_METADATA_KEY, FALLBACK_NMS_IOU, "an IoU", "--nms-iou 0.45")
 
 
 def operating_views(metadata: dict[str, str]) -> int:

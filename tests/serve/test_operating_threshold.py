@@ -39,10 +39,14 @@ def test_the_model_threshold_is_the_default(strict_server: LiveServer) -> None:
     assert [d["score"] for d in own["detections"]] == [pytest.approx(0.9)]
     asked = detect(strict_server, conf=0.25)
     assert asked["thresholds"]["conf"] == 0.25 and len(asked["detections"]) == 2
-    models = httpx.get(strict_server.url + "/v1/models", timeout=10).json()["models"][0]
-    assert models["default_conf"] == 0.7
-    v2 = httpx.get(strict_server.url + "/v2/models/" + models["name"], timeout=10).json()
-    assert v2["parameters"]["default_conf"] == 0.7
+    assert model_defaults(strict_server, "default_conf") == (0.7, 0.7)
+
+
+def model_defaults(server: LiveServer, key: str) -> tuple[float, float]:
+    """`key` as `/v1/models` and the `/v2` model metadata report it."""
+    models = httpx.get(server.url + "/v1/models", timeout=10).json()["models"][0]
+    v2 = httpx.get(server.url + "/v2/models/" + models["name"], timeout=10).json()
+    return models[key], v2["parameters"][key]
 
 
 def test_the_operator_setting_outranks_the_model(strict_model: Path) -> None:
@@ -71,10 +75,7 @@ def test_the_model_nms_iou_is_the_default_and_the_operator_and_request_outrank_i
         assert [d["score"] for d in own["detections"]] == [pytest.approx(0.9), pytest.approx(0.8)]
         asked = detect(server, iou=0.45)
         assert asked["thresholds"]["iou"] == 0.45 and len(asked["detections"]) == 1
-        models = httpx.get(server.url + "/v1/models", timeout=10).json()["models"][0]
-        assert models["default_iou"] == 0.95
-        v2 = httpx.get(server.url + "/v2/models/" + models["name"], timeout=10).json()
-        assert v2["parameters"]["default_iou"] == 0.95
+        assert model_defaults(server, "default_iou") == (0.95, 0.95)
     with live_server(loose, iou=0.45) as server:
         answer = detect(server)
         assert answer["thresholds"]["iou"] == 0.45 and len(answer["detections"]) == 1
