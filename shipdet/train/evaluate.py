@@ -225,7 +225,8 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
                    batch: int = 8, draw: int = 0, views: int | None = None, nms_iou: float | None = None) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
     `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
-    model): the views each image is scored in, default the model's own."""
+    model): the views each image is scored in, default the model's own; `nms_iou`: default the model's own (0.45
+    for a .pt or a model that records none), as served. `iou` is the IoU a match needs, not NMS's."""
     info = load_model_info(model, verify=False) if model.suffix == ".onnx" else None  # its operating point
     if conf is None:
         conf = info.default_conf if info is not None else FALLBACK_CONF
