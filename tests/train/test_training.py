@@ -28,18 +28,11 @@ def _rows(path: Path) -> list[dict[str, str]]:
     return [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(path.open())]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from shipdet.datasets.synth import SynthConfig
-    from shipdet.datasets.synth_set import write_synth_set
-
-    root = tmp_path_factory.mktemp("train")
-    write_synth_set(root / "synth", 24, seed=5, cfg=SynthConfig(width=96, height=96, gsd_m=4.0, empty_fraction=0.1))
-    env = {**os.environ, "SHIPDET_CACHE_DIR": str(root / "cache"), "OMP_NUM_THREADS": "2"}
+def _interrupt_after_first_checkpoint(root: Path, folder: Path, env: dict[str, str]) -> int:
+    """Start a tiny run, kill it once its first checkpoint is written; returns the epochs it logged."""
     cmd = [sys.executable, "-m", "shipdet", "train", str(root / "synth" / "data-obb.yaml"), "--task", "obb",
            "--epochs", str(EPOCHS), "--imgsz", "64", "--batch", "8", "--workers", "0", "--device", "cpu",
-           "--close-mosaic", "1", "--project", str(root / "runs"), "--name", "tiny"]
-    folder = root / "runs" / "tiny"
+           "--close-mosaic", "1", "--project", str(folder.parent), "--name", folder.name]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     last = folder / "weights" / "last.pt"
@@ -51,7 +44,22 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)  # an interruption mid-run, after the first epoch was saved
     proc.wait()
-    first = len(_rows(folder / "results.csv"))
+    return len(_rows(folder / "results.csv"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from shipdet.datasets.synth import SynthConfig
+    from shipdet.datasets.synth_set import write_synth_set
+
+    root = tmp_path_factory.mktemp("train")
+    write_synth_set(root / "synth", 24, seed=5, cfg=SynthConfig(width=96, height=96, gsd_m=4.0, empty_fraction=0.1))
+    env = {**os.environ, "SHIPDET_CACHE_DIR": str(root / "cache"), "OMP_NUM_THREADS": "2"}
+    for attempt in range(3):  # on a loaded machine the tiny run can finish before the kill lands: run it again
+        folder = root / "runs" / f"tiny{attempt}"
+        first = _interrupt_after_first_checkpoint(root, folder, env)
+        if first < EPOCHS:
+            break
     resume = [sys.executable, "-m", "shipdet", "train", "--resume", str(folder / "weights" / "last.pt")]
     subprocess.run(resume, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
     return {"root": root, "folder": folder, "first_epochs": Path(str(first)), "data": root / "synth" / "data-obb.yaml"}
@@ -61,6 +69,15 @@ def test_resume_continues_from_the_saved_epoch(run):
     rows = _rows(run["folder"] / "results.csv")
     assert int(str(run["first_epochs"])) < EPOCHS  # the kill really interrupted the run
     assert [int(float(r["epoch"])) for r in rows] == list(range(1, EPOCHS + 1))  # no epoch repeated or lost
+
+
+def test_resuming_a_finished_run_is_refused_and_keeps_its_logs(run):
+    logs = {name: (run["folder"] / name).read_text() for name in ("results.csv", "augment_log.csv")}
+    resume = [sys.executable, "-m", "shipdet", "train", "--resume", str(run["folder"] / "weights" / "last.pt")]
+    done = subprocess.run(resume, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "finished run" in done.stderr and "Traceback" not in done.stderr
+    assert {name: (run["folder"] / name).read_text() for name in logs} == logs
+    assert len(_rows(run["folder"] / "results.csv")) == EPOCHS
 
 
 def test_augmentation_runs_in_every_epoch_including_after_mosaic_closes(run):
