@@ -97,11 +97,12 @@ def train(settings: TrainSettings) -> Path:
         from ultralytics.nn.tasks import torch_safe_load
 
         checkpoint, _ = torch_safe_load(str(settings.resume))  # ultralytics' own loader, as its resume uses
-        if int(checkpoint.get("epoch", -1)) < 0:
+        epoch = int(checkpoint.get("epoch", -1))
+        if epoch < 0:
             # A finished run's checkpoints are stripped to epoch -1: trimming its logs to that would erase them.
             raise ConfigError(f"{settings.resume} is from a finished run (all its epochs done): nothing to resume",
                               "train on from it as a new stage: shipdet train DATA --model <run>/weights/best.pt")
-        trim_logs_to_checkpoint(settings.resume.parent.parent, int(checkpoint.get("epoch", -1)) + 1)
+        trim_logs_to_checkpoint(settings.resume.parent.parent, epoch + 1)
         trainer_cls = ShipOBBTrainer if task == "obb" else ShipDetectionTrainer
         model = YOLO(str(settings.resume), task=task)
         model.add_callback("on_pretrain_routine_start", keep_threads)
