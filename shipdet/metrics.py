@@ -165,6 +165,21 @@ def recall_by_size(truths: Sequence[Detections], found: Sequence[NDArray[np.bool
     return rows
 
 
+def recall_by_crowding(truths: Sequence[Detections], found: Sequence[NDArray[np.bool_]], edges: Sequence[int]
+                       ) -> list[dict[str, float]]:
+    """Recall in bins of ships per image: a marina of hundreds of moored boats weighs on the overall recall as
+    hundreds of single-ship chips do, and this says how much of a miss is such crowding."""
+    counts = np.array([len(t) for t in truths])
+    rows = []
+    for lo, hi in zip([1, *edges], [*edges, np.inf], strict=True):
+        sel = [i for i, n in enumerate(counts) if lo <= n < hi]
+        ships = int(counts[sel].sum()) if sel else 0
+        hits = int(sum(int(found[i].sum()) for i in sel))
+        rows.append({"from": float(lo), "to": float(hi), "images": len(sel), "ships": ships,
+                     "recall": hits / ships if ships else float("nan")})
+    return rows
+
+
 def false_alarms(kept: Sequence[Detections], truths: Sequence[Detections], areas_km2: Sequence[float]
                  ) -> dict[str, float | int | None]:
     """Detections on ship-free images (every one is a false alarm): per image, and per km2 over the images whose

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shipdet.detections import Detections
-from shipdet.metrics import airbus_f2, average_precision, match_at, recall_by_size
+from shipdet.metrics import airbus_f2, average_precision, match_at, recall_by_crowding, recall_by_size
 
 
 def D(boxes, scores=None, cls=None):
@@ -47,6 +47,18 @@ def test_counts_and_recall_by_size():
     assert [r["ships"] for r in rows] == [1, 0, 1] and rows[0]["recall"] == 1.0 and rows[2]["recall"] == 0.0
     rows_m = recall_by_size(truths, found, [25, 100], scale=[3.0])
     assert [r["ships"] for r in rows_m] == [0, 1, 1]
+
+
+def test_recall_by_crowding_hand_computed():
+    lone = D([[0, 0, 10, 10]])
+    marina = D([[i * 12, 0, i * 12 + 10, 10] for i in range(6)])  # six moored boats in a row
+    truths = [lone, marina, D(np.zeros((0, 4)))]
+    preds = [D([[0, 0, 10, 10]]), D([[0, 0, 10, 10], [12, 0, 22, 10]]), D([[0, 0, 5, 5]])]
+    _, found = match_at(preds, truths, conf=0.25, iou=0.5)
+    rows = recall_by_crowding(truths, found, [2, 5])
+    bins = [(r["from"], r["to"], r["images"], r["ships"]) for r in rows]
+    assert bins == [(1, 2, 1, 1), (2, 5, 0, 0), (5, np.inf, 1, 6)]
+    assert rows[0]["recall"] == 1.0 and np.isnan(rows[1]["recall"]) and rows[2]["recall"] == pytest.approx(2 / 6)
 
 
 def test_map_matches_pycocotools(rng):
@@ -105,3 +117,19 @@ def test_the_operating_points_hold_the_threshold_evaluated_at():
     points = {o["conf"]: o for o in m["operating_points"]}
     assert sorted(points) == sorted({*OPERATING_CONFS, 0.33})
     assert points[0.33]["false_alarms_per_image"] == 0.0 and points[0.3]["false_alarms_per_image"] == 1.0
+
+
+def test_the_report_says_where_crowded_images_lose_recall():
+    from pathlib import Path
+
+    from shipdet.train.eval_report import markdown_report
+    from shipdet.train.evaluate import evaluate_predictions
+
+    marina = D([[i * 12, 0, i * 12 + 10, 10] for i in range(60)])
+    truths = [D([[0, 0, 10, 10]]), marina]
+    preds = [D([[0, 0, 10, 10]], [0.9]), D([[0, 0, 10, 10], [12, 0, 22, 10], [24, 0, 34, 10]], [0.8, 0.7, 0.1])]
+    m = evaluate_predictions(preds, truths, ["a", "b"], [1.0, 1.0], conf=0.5, iou=0.5)
+    m["best_f1"] = {"f1": 0.0, "conf": 0.5, "precision": 0.0, "recall": 0.0}
+    report = markdown_report(m, Path("m.onnx"), Path("d.yaml"), "val")
+    assert "| 1 | 1 | 1 | 1.00 |" in report and "| 50+ | 1 | 60 | 0.03 |" in report
+    assert "| 2-4 |" not in report  # bins without ships are left out

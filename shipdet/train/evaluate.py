@@ -17,10 +17,12 @@ from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
 from shipdet.inference.model import FALLBACK_CONF, FALLBACK_NMS_IOU, load_model_info
-from shipdet.metrics import airbus_f2, average_precision, false_alarms, match_at, recall_by_size
+from shipdet.metrics import airbus_f2, average_precision, false_alarms, match_at, recall_by_crowding, recall_by_size
+from shipdet.train.eval_report import markdown_report
 
 SIZE_EDGES_PX = (8, 16, 32, 64, 128)
 SIZE_EDGES_M = (25, 50, 100, 200)
+CROWDING_EDGES = (2, 5, 10, 50)  # ships per image
 OPERATING_CONFS = (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 Predictor = Callable[[Sequence[NDArray[np.uint8]]], list[Detections]]
 
@@ -121,6 +123,7 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
         "recall_by_size_m": recall_by_size(truths, found, SIZE_EDGES_M, scale=gsd),
         "recall_by_size_native_px": recall_by_size(truths, found, SIZE_EDGES_PX,
                                                    scale=[1 / f for f in (scales or [1.0] * len(truths))]),
+        "recall_by_crowding": recall_by_crowding(truths, found, CROWDING_EDGES),
         "false_alarms": false_alarms(kept, truths, areas),
         "operating_points": [operating_point(preds, truths, t, iou, areas)  # the threshold used among them
                              for t in sorted({*OPERATING_CONFS, conf})],
@@ -168,56 +171,6 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
     plt.close(fig)
     return {"conf": round(float(thresholds[best]), 3), "precision": points[best].precision,
             "recall": points[best].recall, "f1": points[best].f1}
-
-
-def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
-    scored = f" Each image scored in {m['views']} views, fused." if m.get("views", 1) > 1 else ""
-    scored += f" NMS IoU {m['nms_iou']}." if "nms_iou" in m else ""
-    lines = [f"# Evaluation of `{model.name}`", "", f"Data: `{data}`, split `{split}`: {m['images']} images, "
-             f"{m['ships']} ships.{scored}", "", "| metric | value |", "|---|---|",
-             f"| mAP50 | {m['mAP50']:.3f} |", f"| mAP50-95 | {m['mAP50-95']:.3f} |",
-             f"| precision @ conf {m['conf']} | {m['precision']:.3f} |", f"| recall | {m['recall']:.3f} |",
-             f"| F1 | {m['f1']:.3f} |",
-             f"| best F1 over confidences (chosen on this split) | {m['best_f1']['f1']:.3f} at conf "
-             f"{m['best_f1']['conf']} (P {m['best_f1']['precision']:.3f}, R {m['best_f1']['recall']:.3f}) |",
-             f"| Airbus F2 (Airbus images, n={m['airbus_images']}) | "
-             f"{'-' if m['airbus_f2_airbus_images'] is None else format(m['airbus_f2_airbus_images'], '.3f')} |",
-             f"| Airbus F2 (all images) | {m['airbus_f2_all_images']:.3f} |",
-             f"| count error per image (mean abs / signed) | {m['count_error']['mean_abs']:.2f} / "
-             f"{m['count_error']['mean_signed']:+.2f} |", ""]
-    fa = m["false_alarms"]
-    if fa["ship_free_images"]:
-        per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} per km2 over {fa['ship_free_km2']:.1f} km2"
-        lines += [f"False alarms at conf {m['conf']}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
-                  f"images, {fa['per_image']:.3f} per image; {per_km2} of them whose GSD is known.", ""]
-    if m.get("operating_points"):
-        lines += ["Operating points (the threshold a model is served at is chosen from these: `shipdet export --conf`;"
-                  " the row used above is marked):", "", "| conf | P | R | F1 | false alarms per ship-free image |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {o['conf']:g}{' (used above)' if o['conf'] == m['conf'] else ''} | {o['precision']:.3f} | "
-                  f"{o['recall']:.3f} | {o['f1']:.3f} | "
-                  f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} |"
-                  for o in m["operating_points"]]
-        lines.append("")
-    for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
-                      ("recall_by_size_m", "m")):
-        if m[key]:
-            if key == "recall_by_size_native_px" and m[key] == m["recall_by_size_px"]:
-                continue  # nothing was resampled
-            lines += [f"Recall by ship length ({unit}, IoU {m['iou']}):", "", "| length | ships | recall |",
-                      "|---|---|---|"]
-            lines += [f"| {r['from']:g}-{r['to']:g} | {r['ships']} | {r['recall']:.2f} |" for r in m[key]
-                      if r["ships"]]
-            lines.append("")
-    lines += ["By source:", "", "| source | images | ships | mAP50 | P | R | F1 | false alarms per ship-free image |",
-              "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {s} | {v['images']} | {v['ships']} | {v['mAP50']:.3f} | {v['precision']:.3f} | {v['recall']:.3f} | "
-              f"{v['f1']:.3f} | {_per_image(v['false_alarms'])} |" for s, v in m["by_source"].items()]
-    return "\n".join([*lines, "", "![precision-recall](pr_curve.png)", ""])
-
-
-def _per_image(fa: dict[str, Any]) -> str:
-    return "-" if fa["per_image"] is None else f"{fa['per_image']:.3f} ({fa['ship_free_images']})"
 
 
 def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",

@@ -132,7 +132,7 @@ def test_evaluate_export_and_serve(run, tmp_path):
     report = evaluate_model(tmp_path / "tiny.onnx", run["data"], tmp_path / "eval")
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) >= {"mAP50", "mAP50-95", "precision", "recall", "f1", "airbus_f2_all_images",
-                            "recall_by_size_px", "recall_by_size_m", "count_error"}
+                            "recall_by_size_px", "recall_by_size_m", "recall_by_crowding", "count_error"}
     assert 0.0 <= metrics["mAP50"] <= 1.0 and "mAP50" in report and (tmp_path / "eval" / "pr_curve.png").is_file()
     assert metrics["conf"] == 0.35 and metrics["nms_iou"] == 0.5  # evaluated where it is served
     assert [o["conf"] for o in metrics["operating_points"]] == [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
