@@ -117,6 +117,8 @@ def test_the_operating_points_hold_the_threshold_evaluated_at():
     points = {o["conf"]: o for o in m["operating_points"]}
     assert sorted(points) == sorted({*OPERATING_CONFS, 0.33})
     assert points[0.33]["false_alarms_per_image"] == 0.0 and points[0.3]["false_alarms_per_image"] == 1.0
+    # At 0.3 the false alarm halves precision (F1 2/3); on the image with ships alone nothing was wrong.
+    assert points[0.3]["f1"] == pytest.approx(2 / 3) and points[0.3]["f1_images_with_ships"] == 1.0
 
 
 def test_the_report_says_where_crowded_images_lose_recall():

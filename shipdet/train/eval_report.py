@@ -28,12 +28,14 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
                   f"images, {fa['per_image']:.3f} per image; {per_km2} of them whose GSD is known.", ""]
     if m.get("operating_points"):
         lines += ["Operating points (the threshold a model is served at is chosen from these: `shipdet export --conf`;"
-                  " the row used above is marked):", "", "| conf | P | R | F1 | false alarms per ship-free image |",
-                  "|---|---|---|---|---|"]
+                  " the row used above is marked; F1 on the images with ships is F1 without the false alarms on"
+                  " ship-free images):", "",
+                  "| conf | P | R | F1 | false alarms per ship-free image | F1 on the images with ships |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {o['conf']:g}{' (used above)' if o['conf'] == m['conf'] else ''} | {o['precision']:.3f} | "
                   f"{o['recall']:.3f} | {o['f1']:.3f} | "
-                  f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} |"
-                  for o in m["operating_points"]]
+                  f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} | "
+                  f"{o['f1_images_with_ships']:.3f} |" for o in m["operating_points"]]
         lines.append("")
     for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
                       ("recall_by_size_m", "m")):
