@@ -180,6 +180,23 @@ def recall_by_crowding(truths: Sequence[Detections], found: Sequence[NDArray[np.
     return rows
 
 
+def lowest_conf_within_false_alarms(preds: Sequence[Detections], truths: Sequence[Detections],
+                                    max_per_image: float, step: float = 0.01) -> float | None:
+    """The lowest threshold on a grid of `step` at which the detections on ship-free images, every one a false
+    alarm, number at most `max_per_image` per ship-free image: the operating threshold a false-alarm budget allows
+    (None without ship-free images, or where not even the grid's last threshold meets it)."""
+    empty = [i for i, t in enumerate(truths) if len(t) == 0]
+    if not empty:
+        return None
+    scores = np.sort(np.concatenate([np.asarray(preds[i].score, dtype=np.float64) for i in empty]))
+    for k in range(1, round(1 / step) + 1):
+        conf = round(k * step, 6)
+        alarms = len(scores) - int(np.searchsorted(scores, conf, side="left"))  # scores >= conf, as served
+        if alarms <= max_per_image * len(empty) + 1e-9:  # 0.29 * 100 is 28.999...
+            return conf
+    return None
+
+
 def false_alarms(kept: Sequence[Detections], truths: Sequence[Detections], areas_km2: Sequence[float]
                  ) -> dict[str, float | int | None]:
     """Detections on ship-free images (every one is a false alarm): per image, and per km2 over the images whose

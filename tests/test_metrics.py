@@ -121,6 +121,38 @@ def test_the_operating_points_hold_the_threshold_evaluated_at():
     assert points[0.3]["f1"] == pytest.approx(2 / 3) and points[0.3]["f1_images_with_ships"] == 1.0
 
 
+def test_the_lowest_threshold_within_a_false_alarm_budget():
+    from shipdet.metrics import lowest_conf_within_false_alarms
+
+    truths = [D([[0, 0, 10, 10]]), D(np.zeros((0, 4))), D(np.zeros((0, 4)))]
+    # Two ship-free images hold alarms at 0.2, 0.4 and 0.3; the detection on the ship image never counts.
+    preds = [D([[0, 0, 10, 10]], [0.9]), D([[1, 1, 5, 5], [6, 6, 9, 9]], [0.2, 0.4]), D([[2, 2, 7, 7]], [0.3])]
+    assert lowest_conf_within_false_alarms(preds, truths, 1.0) == 0.21  # 2 alarms on 2 images: 0.31 would be 1
+    assert lowest_conf_within_false_alarms(preds, truths, 0.5) == 0.31  # at most 1 alarm: only the 0.4 left
+    assert lowest_conf_within_false_alarms(preds, truths, 0.0) == 0.41  # a score equal to the threshold is kept
+    assert lowest_conf_within_false_alarms(preds, truths, 1.5) == 0.01
+    assert lowest_conf_within_false_alarms(preds[:1], truths[:1], 0.05) is None  # no ship-free image
+
+
+def test_the_report_gives_the_threshold_a_false_alarm_budget_allows():
+    from pathlib import Path
+
+    from shipdet.train.eval_report import markdown_report
+    from shipdet.train.evaluate import evaluate_predictions
+
+    truths = [D([[0, 0, 10, 10]]), D([[20, 20, 30, 30]]), D(np.zeros((0, 4)))]
+    preds = [D([[0, 0, 10, 10]], [0.9]), D([[20, 20, 30, 30]], [0.25]), D([[5, 5, 9, 9]], [0.3])]
+    m = evaluate_predictions(preds, truths, ["a"] * 3, [1.0] * 3, conf=0.5, iou=0.5, max_false_alarms=0.0)
+    b = m["threshold_for_false_alarms"]
+    # Above the false alarm's 0.3 the ship at 0.25 is lost too: P 1, R 1/2.
+    assert b["conf"] == 0.31 and b["false_alarms_per_image"] == 0.0
+    assert b["recall"] == pytest.approx(0.5) and b["f1"] == pytest.approx(2 / 3)
+    m["best_f1"] = {"f1": 0.0, "conf": 0.5, "precision": 0.0, "recall": 0.0}
+    report = markdown_report(m, Path("m.onnx"), Path("d.yaml"), "val")
+    assert "at most 0 false alarms per ship-free image: conf 0.31, where P 1.000, R 0.500, F1 0.667" in report
+    assert evaluate_predictions(preds, truths, ["a"] * 3, [1.0] * 3, 0.5, 0.5)["threshold_for_false_alarms"] is None
+
+
 def test_the_report_says_where_crowded_images_lose_recall():
     from pathlib import Path
 

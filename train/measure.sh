@@ -36,10 +36,10 @@ fa = m["false_alarms"]
 print(f"{out.name}: mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50-95']:.3f}; at conf {m['conf']}: P {m['precision']:.3f} "
       f"R {m['recall']:.3f} F1 {m['f1']:.3f}, false alarms {fa['per_image']:.3f} per ship-free image "
       f"({fa['false_positives']} on {fa['ship_free_images']})")
-meeting = [p for p in m["operating_points"] if p["false_alarms_per_image"] <= 0.05]
-if meeting:
-    p = min(meeting, key=lambda p: p["conf"])
-    print(f"  lowest listed conf meeting <= 0.05: {p['conf']} (F1 {p['f1']:.3f}, {p['false_alarms_per_image']:.3f})")
+b = m.get("threshold_for_false_alarms")
+if b:
+    print(f"  lowest conf (0.01 steps) with <= {b['max_per_image']:g} false alarms per ship-free image: {b['conf']:g} "
+          f"(P {b['precision']:.3f} R {b['recall']:.3f} F1 {b['f1']:.3f}, {b['false_alarms_per_image']:.3f})")
 for source, s in sorted(m["by_source"].items()):
     f = s["false_alarms"]
     alarms = "" if f["per_image"] is None else f", false alarms {f['per_image']:.3f} on {f['ship_free_images']}"

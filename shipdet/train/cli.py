@@ -128,6 +128,8 @@ def register(app: typer.Typer) -> None:
         views: int = typer.Option(None, help="Views each image is scored in and fused, for an .onnx model: 1, 2, 4, "
                                              "8 (default: the model's own)."),
         nms_iou: float = typer.Option(None, help=NMS_IOU_HELP),
+        max_false_alarms: float = typer.Option(0.05, min=0.0, help="False-alarm budget per ship-free image: the "
+                                               "report gives the lowest threshold (0.01 steps) within it."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.inference.views import check_view_option
@@ -137,7 +139,7 @@ def register(app: typer.Typer) -> None:
         check_nms_iou_option(nms_iou)
 
         report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz,
-                                views=views, nms_iou=nms_iou)
+                                views=views, nms_iou=nms_iou, max_false_alarms=max_false_alarms)
         typer.echo(report)
 
     @app.command()

@@ -37,6 +37,11 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
                   f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} | "
                   f"{o['f1_images_with_ships']:.3f} |" for o in m["operating_points"]]
         lines.append("")
+    if m.get("threshold_for_false_alarms"):
+        b = m["threshold_for_false_alarms"]
+        lines += [f"The lowest threshold (0.01 steps) with at most {b['max_per_image']:g} false alarms per ship-free "
+                  f"image: conf {b['conf']:g}, where P {b['precision']:.3f}, R {b['recall']:.3f}, F1 {b['f1']:.3f}, "
+                  f"{b['false_alarms_per_image']:.3f} false alarms per ship-free image.", ""]
     for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
                       ("recall_by_size_m", "m")):
         if m[key]:

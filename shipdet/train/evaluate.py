@@ -22,6 +22,7 @@ from shipdet.metrics import (
     airbus_f2,
     average_precision,
     false_alarms,
+    lowest_conf_within_false_alarms,
     match_at,
     recall_by_crowding,
     recall_by_size,
@@ -106,9 +107,11 @@ def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float =
 
 def evaluate_predictions(preds: list[Detections], truths: list[Detections], sources: list[str], gsd: list[float],
                          conf: float, iou: float, sizes: Sequence[tuple[int, int]] | None = None,
-                         scales: Sequence[float] | None = None) -> dict[str, Any]:
+                         scales: Sequence[float] | None = None, max_false_alarms: float | None = None
+                         ) -> dict[str, Any]:
     """`sizes`: (width, height) of each image, for false alarms per km2; `scales`: the resampling each image went
-    through (recall by size at native scale, e.g. Sentinel-2 ships below 16 native pixels)."""
+    through (recall by size at native scale, e.g. Sentinel-2 ships below 16 native pixels); `max_false_alarms`: a
+    budget per ship-free image, for the lowest threshold (0.01 steps) that meets it and what it gives there."""
     sizes = sizes or [(0, 0)] * len(truths)
     areas = [w * h * g * g / 1e6 if np.isfinite(g) else float("nan") for (w, h), g in zip(sizes, gsd, strict=True)]
     aps = average_precision(preds, truths)
@@ -137,6 +140,10 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
                              for t in sorted({*OPERATING_CONFS, conf})],
         "by_source": {},
     }
+    budget_conf = (lowest_conf_within_false_alarms(preds, truths, max_false_alarms)
+                   if max_false_alarms is not None else None)
+    result["threshold_for_false_alarms"] = (None if budget_conf is None else {
+        "max_per_image": max_false_alarms, **operating_point(preds, truths, budget_conf, iou, areas)})
     for source in sorted(set(sources)):
         idx = [i for i, s in enumerate(sources) if s == source]
         c, _ = match_at([preds[i] for i in idx], [truths[i] for i in idx], conf, iou)
@@ -186,11 +193,13 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
 
 def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
-                   batch: int = 8, draw: int = 0, views: int | None = None, nms_iou: float | None = None) -> str:
+                   batch: int = 8, draw: int = 0, views: int | None = None, nms_iou: float | None = None,
+                   max_false_alarms: float | None = None) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
     `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
     model): the views each image is scored in, default the model's own; `nms_iou`: default the model's own (0.45
-    for a .pt or a model that records none), as served. `iou` is the IoU a match needs, not NMS's."""
+    for a .pt or a model that records none), as served. `iou` is the IoU a match needs, not NMS's;
+    `max_false_alarms`: the false-alarm budget per ship-free image a threshold is sought for."""
     info = load_model_info(model, verify=False) if model.suffix == ".onnx" else None  # its operating point
     if conf is None:
         conf = info.default_conf if info is not None else FALLBACK_CONF
@@ -222,7 +231,7 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
         truths = [Detections(t.xyxy, t.score, t.class_id, class_names=t.class_names) for t in truths]
     if gsd_m is not None:
         gsd = [gsd_m] * len(images)
-    metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales)
+    metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales, max_false_alarms)
     if predictor is None:
         metrics["nms_iou"] = nms_iou
         if views is not None:
