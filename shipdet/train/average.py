@@ -17,7 +17,7 @@ from shipdet.errors import ConfigError, ModelLoadError
 from shipdet.train.records import git_commit, read_run_record
 
 
-def _network(path: Path) -> tuple[dict[str, Any], Any]:
+def load_network(path: Path) -> tuple[dict[str, Any], Any]:
     """The checkpoint and the network in it (the EMA where the checkpoint still holds one, as ultralytics
     validates and exports the EMA)."""
     import torch
@@ -64,7 +64,7 @@ def average_checkpoints(weights: Sequence[Path], out: Path, command: str = "ship
     existing = out.parent / "shipdet_run.json"
     if existing.is_file() and "averaged" not in json.loads(existing.read_text()):
         raise ConfigError(f"{out.parent} holds a training run's record", "write the average to a folder of its own")
-    loaded = [_network(w) for w in weights]
+    loaded = [load_network(w) for w in weights]
     mean = _mean_state([network.float().state_dict() for _, network in loaded], weights)
     checkpoint, network = loaded[-1]
     model = copy.deepcopy(network).float()

@@ -1,4 +1,4 @@
-"""`shipdet train`, `average`, `evaluate`, `evaluate-scenes`, `export`, `unfold`, `card`."""
+"""`shipdet train`, `average`, `grow`, `evaluate`, `evaluate-scenes`, `export`, `unfold`, `card`."""
 
 from __future__ import annotations
 
@@ -112,6 +112,24 @@ def register(app: typer.Typer) -> None:
 
         average_checkpoints(weights, out, shlex.join(["shipdet", *sys.argv[1:]]))
         typer.echo(f"wrote {out}, the mean of {len(weights)} checkpoints; measure it: shipdet export {out} ...")
+
+    @app.command()
+    def grow(
+        weights: Path = typer.Argument(..., help="A trained checkpoint (e.g. <run>/weights/best.pt)."),
+        arch: str = typer.Option(..., help="A larger architecture that keeps every layer of the trained one, "
+                                           "e.g. train/yolo11n-p2.yaml (a detection level at stride 4)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (.pt); a run record goes beside it."),
+    ) -> None:
+        """Move a trained model's weights into a larger architecture; the new layers start afresh."""
+        import shlex
+        import sys
+
+        from shipdet.train.grow import grow_checkpoint
+
+        record = grow_checkpoint(weights, arch, out, shlex.join(["shipdet", *sys.argv[1:]]))
+        typer.echo(f"wrote {out}: {record['grown_from']['new_tensors']} new tensors, the trained levels unchanged "
+                   f"(largest difference {record['grown_from']['max_difference_on_old_levels']:.1e}); "
+                   f"train from it with --model {out}")
 
     @app.command()
     def evaluate(
