@@ -167,3 +167,36 @@ def test_the_report_says_where_crowded_images_lose_recall():
     report = markdown_report(m, Path("m.onnx"), Path("d.yaml"), "val")
     assert "| 1 | 1 | 1 | 1.00 |" in report and "| 50+ | 1 | 60 | 0.03 |" in report
     assert "| 2-4 |" not in report  # bins without ships are left out
+
+
+def test_upsampled_images_are_scored_at_their_own_threshold_and_each_domain_meets_the_budget_alone():
+    from pathlib import Path
+
+    from shipdet.train.eval_report import markdown_report
+    from shipdet.train.evaluate import evaluate_predictions
+
+    # Two aerial images (as posted) and two upsampled Sentinel-2 tiles, one of each ship-free. The tile's clutter
+    # scores 0.6, the aerial clutter 0.2; the aerial ship 0.3, the tile's ship 0.7.
+    truths = [D([[0, 0, 10, 10]]), D(np.zeros((0, 4))), D([[20, 20, 30, 30]]), D(np.zeros((0, 4)))]
+    preds = [D([[0, 0, 10, 10]], [0.3]), D([[5, 5, 9, 9]], [0.2]), D([[20, 20, 30, 30]], [0.7]),
+             D([[5, 5, 9, 9]], [0.6])]
+    scales = [1.0, 1.0, 4.0, 4.0]
+    served = evaluate_predictions(preds, truths, ["a", "a", "s2", "s2"], [1.0] * 4, conf=0.25, iou=0.5,
+                                  scales=scales, conf_upsampled=0.65, max_false_alarms=0.0)
+    assert (served["tp"], served["fp"], served["fn"]) == (2, 0, 0)  # 0.25 on the aerial images, 0.65 on the tiles
+    assert served["conf_upsampled"] == 0.65 and served["by_source"]["s2"]["recall"] == 1.0
+    one = evaluate_predictions(preds, truths, ["a", "a", "s2", "s2"], [1.0] * 4, conf=0.25, iou=0.5,
+                               scales=scales, max_false_alarms=0.0)
+    assert (one["tp"], one["fp"], one["fn"]) == (2, 1, 0)  # one threshold: the tile's clutter passes
+    # One threshold for all within the budget loses the aerial ship (above the tile's clutter at 0.6) ...
+    assert one["threshold_for_false_alarms"]["conf"] == 0.61 and one["threshold_for_false_alarms"]["recall"] == 0.5
+    # ... one per domain keeps both ships: above 0.2 on the aerial images, above 0.6 on the tiles.
+    b = one["thresholds_for_false_alarms_by_scale"]
+    assert (b["conf"], b["conf_upsampled"], b["recall"], b["false_alarms"]) == (0.21, 0.61, 1.0, 0)
+    assert b["native"]["recall"] == b["upsampled"]["recall"] == 1.0
+    one["best_f1"] = {"f1": 0.0, "conf": 0.5, "precision": 0.0, "recall": 0.0}
+    report = markdown_report(one, Path("m.onnx"), Path("d.yaml"), "val")
+    assert "`shipdet export --conf 0.21 --conf-upsampled 0.61`): P 1.000, R 1.000, F1 1.000" in report
+    # Nothing upsampled: no second threshold to seek.
+    assert evaluate_predictions(preds, truths, ["a"] * 4, [1.0] * 4, 0.25, 0.5,
+                                max_false_alarms=0.0)["thresholds_for_false_alarms_by_scale"] is None

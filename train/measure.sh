@@ -7,7 +7,8 @@
 #   - `shipdet evaluate-scenes` at the working scale (x4; FACTORS=4,5 for more) on the two held-out ports and on
 #     all nine.
 # VIEWS (default 1) exports it to be scored in that many views, fused, as every figure here then is; NMS_IOU
-# (default 0.45) records its NMS IoU, which every figure is measured at, as the service and `rescore` serve.
+# (default 0.45) records its NMS IoU, which every figure is measured at, as the service and `rescore` serve;
+# CONF_UPSAMPLED (default: none, CONF everywhere) its threshold for imagery the scale path upsamples.
 # Prints one summary; the reports stay in work/measure/NAME. At idle priority, beside a training run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ OUT="work/measure/$NAME"
 source train/ports.sh
 mkdir -p "$OUT"
 "${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --conf "$CONF" --views "${VIEWS:-1}" \
-    --nms-iou "${NMS_IOU:-0.45}" \
+    --nms-iou "${NMS_IOU:-0.45}" ${CONF_UPSAMPLED:+--conf-upsampled "$CONF_UPSAMPLED"} \
     --name "$NAME" --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
 "${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" "$DATA" --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${HELD_OUT[@]}" \
@@ -40,6 +41,11 @@ b = m.get("threshold_for_false_alarms")
 if b:
     print(f"  lowest conf (0.01 steps) with <= {b['max_per_image']:g} false alarms per ship-free image: {b['conf']:g} "
           f"(P {b['precision']:.3f} R {b['recall']:.3f} F1 {b['f1']:.3f}, {b['false_alarms_per_image']:.3f})")
+b = m.get("thresholds_for_false_alarms_by_scale")
+if b:
+    print(f"  each domain within it: conf {b['conf']:g}, upsampled {b['conf_upsampled']:g} (P {b['precision']:.3f} "
+          f"R {b['recall']:.3f} F1 {b['f1']:.3f}, {b['false_alarms']} false alarms; upsampled "
+          f"{b['upsampled']['false_alarms']}, the others {b['native']['false_alarms']})")
 for source, s in sorted(m["by_source"].items()):
     f = s["false_alarms"]
     alarms = "" if f["per_image"] is None else f", false alarms {f['per_image']:.3f} on {f['ship_free_images']}"

@@ -36,6 +36,8 @@ class ModelDescription(Protocol):
     @property
     def default_iou(self) -> float: ...
 
+    def conf_for(self, factor: float) -> float: ...
+
 
 class Detector(Protocol):
     """Images (H, W, 3 uint8) in, one `Detections` each out, in each image's own pixels."""

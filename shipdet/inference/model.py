@@ -17,6 +17,11 @@ from shipdet.scale import ScaleRange
 # operating points (`shipdet evaluate`) and recorded in the ONNX metadata; models exported before carry none.
 CONF_METADATA_KEY = "shipdet_conf"
 FALLBACK_CONF = 0.25
+# The threshold for imagery the scale path upsamples (coarser than the model's range, e.g. Sentinel-2 at 10 m):
+# there the model's scores are calibrated differently (most false alarms on the validation split fall on ship-free
+# Sentinel-2 tiles), so each domain gets the threshold that keeps its own false alarms within the target. Models
+# exported before carry none: one threshold for all imagery.
+CONF_UPSAMPLED_METADATA_KEY = "shipdet_conf_upsampled"
 # The views (flips) each tile is scored in and fused (`shipdet.inference.views`): part of the operating point, as
 # the threshold is, since fused scores are means over the views. Models exported before carry none: one view.
 VIEWS_METADATA_KEY = "shipdet_views"
@@ -43,6 +48,11 @@ class ModelInfo:
     default_conf: float = FALLBACK_CONF  # the threshold it is served at unless a request asks for another
     default_views: int = 1  # the views it is scored in unless a request asks for others
     default_iou: float = FALLBACK_NMS_IOU  # its NMS IoU unless a request asks for another
+    upsampled_conf: float | None = None  # the threshold for imagery the scale path upsampled (None: default_conf)
+
+    def conf_for(self, factor: float) -> float:
+        """The threshold a tile resampled by `factor` before scoring is served at (1: as posted)."""
+        return self.upsampled_conf if factor > 1.0 and self.upsampled_conf is not None else self.default_conf
 
     @property
     def name(self) -> str:
@@ -75,6 +85,13 @@ def _recorded_fraction(metadata: dict[str, str], key: str, fallback: float, what
 
 def operating_conf(metadata: dict[str, str]) -> float:
     return _recorded_fraction(metadata, CONF_METADATA_KEY, FALLBACK_CONF, "a confidence", "--conf 0.3")
+
+
+def operating_upsampled_conf(metadata: dict[str, str]) -> float | None:
+    if CONF_UPSAMPLED_METADATA_KEY not in metadata:
+        return None
+    return _recorded_fraction(metadata, CONF_UPSAMPLED_METADATA_KEY, FALLBACK_CONF, "a confidence",
+                              "--conf-upsampled 0.3")
 
 
 def operating_iou(metadata: dict[str, str]) -> float:
@@ -140,7 +157,7 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     if task not in ("detect", "obb"):
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
     return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props),
-                     operating_views(props), operating_iou(props))
+                     operating_views(props), operating_iou(props), operating_upsampled_conf(props))
 
 
 def session_options(threads: int = 0) -> Any:

@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Option(None, help="ONNX model (default: the bundled one)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (re-runs resume in it)."),
         conf: float = typer.Option(None, help="Confidence threshold (default: the model's, else 0.25)."),
+        conf_upsampled: float = typer.Option(None, help="Confidence threshold of scenes the scale path upsamples "
+                                                        "(default: --conf, else the model's for them)."),
         iou: float = typer.Option(None, help="NMS and seam IoU (default: the model's, else 0.45)."),
         tile: int = typer.Option(None, help="Window size (default: the model's input size)."),
         overlap: int = typer.Option(None, help="Window overlap in pixels (default 64)."),
@@ -51,8 +53,9 @@ def register(app: typer.Typer) -> None:
 
         if backend not in ("local", "ray"):
             raise ConfigError(f"unknown backend {backend!r}", "use --backend local or --backend ray")
-        given: dict[str, Any] = {"conf": conf, "iou": iou, "tile": tile, "overlap": overlap, "grid": grid,
-                                  "cloud_band": cloud_band, "crs": crs, "max_batch": batch, "gsd": gsd,
+        given: dict[str, Any] = {"conf": conf, "conf_upsampled": conf_upsampled, "iou": iou, "tile": tile,
+                                  "overlap": overlap, "grid": grid, "cloud_band": cloud_band,
+                                  "crs": crs, "max_batch": batch, "gsd": gsd,
                                   "resample": resample, "scale": scale, "views": views}
         params = RescoreParams(**{k: v for k, v in given.items() if v is not None})  # refused before any work
         scenes = resolve_sources(sources)

@@ -20,6 +20,9 @@ class RescoreParams(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHIPDET_RESCORE_", frozen=True, extra="forbid")
 
     conf: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # None: the model's operating threshold
+    # For scenes the scale path upsamples (coarser than the model's range); None: the model's threshold for them
+    # where `conf` is not given, else `conf`.
+    conf_upsampled: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     iou: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # NMS and seam IoU; None: the model's
     tile: int = Field(0, ge=0, le=8192)  # 0: the model's input size
     overlap: int = Field(64, ge=0, le=4096)
@@ -69,6 +72,8 @@ class RescoreParams(BaseSettings):
         fields = self.model_dump(exclude={"max_batch", "readahead"})
         if fields["views"] in (None, 1):  # one view is how every run scored before views existed: same key
             del fields["views"]
+        if fields["conf_upsampled"] in (None, fields["conf"]):  # one threshold for all, as before: same key
+            del fields["conf_upsampled"]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -33,14 +33,14 @@ class WindowScorer:
     """A Ray actor: opens scenes as their windows arrive, scores a batch of windows, returns flat detections."""
 
     def __init__(self, model: str, providers: list[str], max_batch: int, scenes: dict[int, dict[str, Any]],
-                 conf: float, iou: float, views: int = 1) -> None:
+                 iou: float, views: int = 1) -> None:
         from shipdet.inference.engine import Engine
 
         # One actor per CPU is Ray's unit of parallelism: each engine single-threaded, or actors would fight.
         self.engine = Engine(Path(model), providers=providers, max_batch=max_batch, threads=1)
         self.scenes = scenes
         self.open: dict[int, Any] = {}
-        self.conf, self.iou = conf, iou
+        self.iou = iou
         self.viewed = in_views(self.engine, views)
 
     def _scene(self, index: int) -> Any:
@@ -59,12 +59,13 @@ class WindowScorer:
         with_data = [i for i, p in enumerate(pixels) if p is not None]  # windows of nodata only are not scored
         results = [Detections.empty(oriented=self.engine.info.task == "obb", class_names=self.engine.info.names)
                    for _ in pixels]
-        by_factor: dict[float, list[int]] = defaultdict(list)  # one batch may hold scenes of different scales
+        by_scale: dict[tuple[float, float], list[int]] = defaultdict(list)  # a batch may mix scenes' scales
         for i in with_data:
-            by_factor[float(self.scenes[int(batch["scene"][i])]["factor"])].append(i)
-        for factor, indices in by_factor.items():
+            spec = self.scenes[int(batch["scene"][i])]
+            by_scale[(float(spec["factor"]), float(spec["conf"]))].append(i)
+        for (factor, conf), indices in by_scale.items():
             found = detect_resampled(self.viewed, [pixels[i] for i in indices if pixels[i] is not None], factor,
-                                     self.conf, self.iou)
+                                     conf, self.iou)
             for i, dets in zip(indices, found, strict=True):
                 results[i] = dets
         out: dict[str, list[Any]] = defaultdict(list)
@@ -103,7 +104,8 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             continue
         opened[index] = scene
         scales[index] = scene_factor(run.engine, scene, run.params)
-        specs[index] = {"factor": scales[index][1], "scene_id": source.scene_id,
+        specs[index] = {"factor": scales[index][1], "conf": scoring_conf(run.engine, run.params, scales[index][1]),
+                        "scene_id": source.scene_id,
                         "paths": [str(p) for p in source.paths],
                         "bands": [b for _, b in scene.bands] if len(source.paths) == 1 else [],
                         "cloud_band": run.params.cloud_band,
@@ -118,7 +120,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             WindowScorer, batch_size=run.params.max_batch, compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=num_gpus, fn_constructor_kwargs={
                 "model": str(run.engine.info.path), "providers": list(providers),
-                "max_batch": run.params.max_batch, "scenes": specs, "conf": scoring_conf(run.engine, run.params),
+                "max_batch": run.params.max_batch, "scenes": specs,
                 "iou": scoring_iou(run.engine, run.params), "views": scoring_views(run.engine, run.params)})
         for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
             for i in range(len(batch["scene"])):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ class RescoreRun:
         # as one scored at an explicit 0.25, and a resumed run must not mix them. A model that records no NMS IoU
         # resolves to the 0.45 runs used before it was recorded: their scenes keep their keys.
         self.params = params.model_copy(update={"conf": scoring_conf(engine, params),
+                                                "conf_upsampled": scoring_conf(engine, params, math.inf),
                                                 "views": scoring_views(engine, params),
                                                 "iou": scoring_iou(engine, params)})
         self.params_hash = self.params.digest()
@@ -101,7 +103,8 @@ class RescoreRun:
                 "crs": ref.crs.to_string() if ref else None,
                 "width": scene.width, "height": scene.height, "footprint_wkt": scene.footprint().wkt,
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
-                "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor, "conf": self.params.conf,
+                "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor,
+                "conf": scoring_conf(self.engine, self.params, scored.factor),
                 "views": self.params.views, "nms_iou": self.params.iou, "capped_windows": scored.capped_windows,
                 "seconds": time.perf_counter() - started, "model_sha256": sha,
                 "params_hash": self.params_hash}

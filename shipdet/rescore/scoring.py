@@ -67,8 +67,11 @@ def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor:
     return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
 
 
-def scoring_conf(engine: Detector, params: RescoreParams) -> float:
-    return params.conf if params.conf is not None else engine.info.default_conf
+def scoring_conf(engine: Detector, params: RescoreParams, factor: float = 1.0) -> float:
+    """The threshold of a scene resampled by `factor`: a given one, else the model's for that scale."""
+    if factor > 1.0 and params.conf_upsampled is not None:
+        return params.conf_upsampled
+    return params.conf if params.conf is not None else engine.info.conf_for(factor)
 
 
 def scoring_iou(engine: Detector, params: RescoreParams) -> float:
@@ -93,6 +96,7 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
     windows = scene_windows(engine, scene, params, factor)
     viewed = in_views(engine, scoring_views(engine, params))
     iou = scoring_iou(engine, params)
+    conf = scoring_conf(engine, params, factor)
     reader = _read_ahead(scene, windows, params.readahead)
     per_window: list[tuple[Window, Detections]] = []
     batch: list[tuple[Window, np.ndarray]] = []
@@ -104,7 +108,7 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
         if item[1] is not None:
             batch.append(item)
         if batch and (len(batch) == params.max_batch or i == len(windows) - 1):
-            results = detect_resampled(viewed, [a for _, a in batch], factor, scoring_conf(engine, params), iou)
+            results = detect_resampled(viewed, [a for _, a in batch], factor, conf, iou)
             per_window += [(w, d.shifted(w.col, w.row)) for (w, _), d in zip(batch, results, strict=True)]
             scored += len(batch)
             batch = []

@@ -224,6 +224,8 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                                      engine.input_size, engine.info.scale_range, params.views,
                                      svc.settings.max_tile_inferences, 1 + batcher.max_batch),
                 max(deadline - time.perf_counter(), 0.001))
+            if q.conf is None:  # the model's threshold for what the scale path made of the tile
+                params = replace(params, conf=svc.default_conf(tile.factor))
             # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
             per_view = replace(params, conf=view_conf(params.conf, params.views))
             queued = batcher.enqueue(tile.first[:1], per_view)  # the one place its capacity check held for it

@@ -134,8 +134,7 @@ async def metadata(request: Request, name: str, version: str | None = None) -> J
     return JSONResponse({"name": engine.info.name, "versions": [engine.info.version], "platform": "onnxruntime_onnx",
                          "inputs": INPUTS, "outputs": output_metadata(engine.info.task),
                          "parameters": {"classes": engine.info.names, "task": engine.info.task,
-                                        "default_conf": svc.default_conf(), "default_iou": svc.default_iou(),
-                                        "default_views": svc.default_views()}})
+                                        **svc.operating_point()}})
 
 
 @router.get("/models/{name}/ready", dependencies=[Depends(require_api_key)], responses=_doc(401, 404, 503))

@@ -168,9 +168,7 @@ async def models(request: Request, svc: Service) -> dict[str, Any]:
     info = engine.info
     return {"models": [{**svc.model_summary(), "task": info.task, "names": info.names,
                         "input_size": list(info.imgsz), "providers": engine.providers,
-                        "default_conf": svc.default_conf(), "default_iou": svc.default_iou(),
-                        "default_views": svc.default_views(),
-                        "card": public_card(info.card)}]}
+                        **svc.operating_point(), "card": public_card(info.card)}]}
 
 
 def public_card(card: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,9 +86,16 @@ class ServiceState:
         info = self.engine_or_503().info
         return {"name": info.name, "version": info.version, "sha256": info.sha256}
 
-    def default_conf(self) -> float:
-        """The threshold a request gets unless it asks for one: the operator's setting, else the model's own."""
-        return self.settings.conf if self.settings.conf is not None else self.engine_or_503().info.default_conf
+    def default_conf(self, factor: float = 1.0) -> float:
+        """The threshold a request gets unless it asks for one: the operator's setting, else the model's own for a
+        tile resampled by `factor` (its threshold for upsampled imagery where it records one)."""
+        return self.settings.conf if self.settings.conf is not None else self.engine_or_503().info.conf_for(factor)
+
+    def operating_point(self) -> dict[str, Any]:
+        """What a request gets unless it asks otherwise, as the metadata endpoints of every protocol give it."""
+        upsampled = math.inf  # any factor above 1: the threshold for imagery the scale path upsamples
+        return {"default_conf": self.default_conf(), "default_conf_upsampled": self.default_conf(upsampled),
+                "default_iou": self.default_iou(), "default_views": self.default_views()}
 
     def default_iou(self) -> float:
         """The NMS IoU a request gets unless it asks for one: the operator's setting, else the model's own."""

@@ -84,7 +84,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              + "".join(f", {k} {v}" for k, v in (config.get("extra") or {}).items()),  # SHIPDET_TRAIN_EXTRA
              f"- scale range: {_scale_line(card.get('gsd_range_m'))}",
              f"- operating threshold: conf {card.get('default_conf', 0.25)} unless a request asks for another "
-             "(`?conf=`, `shipdet rescore --conf`)",
+             "(`?conf=`, `shipdet rescore --conf`)"
+             + (f"; conf {card['default_conf_upsampled']} for imagery the scale path upsamples (coarser than the "
+                "scale range, e.g. Sentinel-2)" if card.get("default_conf_upsampled") is not None else ""),
              f"- NMS IoU {card.get('default_nms_iou', 0.45)}, as served and measured, unless a request asks for "
              "another (`?iou=`, `shipdet rescore --iou`)",
              *([f"- scored in {card['default_views']} views (flips) fused, the threshold on the fused score, unless "

@@ -148,6 +148,9 @@ def register(app: typer.Typer) -> None:
         nms_iou: float = typer.Option(None, help=NMS_IOU_HELP),
         max_false_alarms: float = typer.Option(0.05, min=0.0, help="False-alarm budget per ship-free image: the "
                                                "report gives the lowest threshold (0.01 steps) within it."),
+        conf_upsampled: float = typer.Option(None, help="Confidence for the images upsampled to the working scale "
+                                                        "(default: the model's own if --conf is not given, else "
+                                                        "--conf)."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.inference.views import check_view_option
@@ -157,7 +160,8 @@ def register(app: typer.Typer) -> None:
         check_nms_iou_option(nms_iou)
 
         report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz,
-                                views=views, nms_iou=nms_iou, max_false_alarms=max_false_alarms)
+                                views=views, nms_iou=nms_iou, max_false_alarms=max_false_alarms,
+                                conf_upsampled=conf_upsampled)
         typer.echo(report)
 
     @app.command()
@@ -182,6 +186,10 @@ def register(app: typer.Typer) -> None:
                                           "inferences)."),
         nms_iou: float = typer.Option(None, help="The NMS IoU it is served and measured at, chosen from `shipdet "
                                                  "evaluate --nms-iou` (default: none recorded, 0.45)."),
+        conf_upsampled: float = typer.Option(None, help="The threshold for imagery the scale path upsamples "
+                                                        "(coarser than the model's range, e.g. Sentinel-2), chosen "
+                                                        "from `shipdet evaluate`'s figures for those images "
+                                                        "(default: --conf for all imagery)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
@@ -196,7 +204,8 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--gsd-range {gsd_range!r} is not two numbers", "e.g. --gsd-range 0.3,3.3") from None
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
                             data=data, name=name, version=version, notes=notes,
-                            gsd_range=scale_range, conf=conf, views=views, nms_iou=nms_iou)
+                            gsd_range=scale_range, conf=conf, views=views, nms_iou=nms_iou,
+                            conf_upsampled=conf_upsampled)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command()

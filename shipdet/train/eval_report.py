@@ -9,10 +9,12 @@ from typing import Any
 def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
     scored = f" Each image scored in {m['views']} views, fused." if m.get("views", 1) > 1 else ""
     scored += f" NMS IoU {m['nms_iou']}." if "nms_iou" in m else ""
+    served = f"{m['conf']}" + ("" if m.get("conf_upsampled") is None else
+                               f" ({m['conf_upsampled']} on the images upsampled to the working scale)")
     lines = [f"# Evaluation of `{model.name}`", "", f"Data: `{data}`, split `{split}`: {m['images']} images, "
              f"{m['ships']} ships.{scored}", "", "| metric | value |", "|---|---|",
              f"| mAP50 | {m['mAP50']:.3f} |", f"| mAP50-95 | {m['mAP50-95']:.3f} |",
-             f"| precision @ conf {m['conf']} | {m['precision']:.3f} |", f"| recall | {m['recall']:.3f} |",
+             f"| precision @ conf {served} | {m['precision']:.3f} |", f"| recall | {m['recall']:.3f} |",
              f"| F1 | {m['f1']:.3f} |",
              f"| best F1 over confidences (chosen on this split) | {m['best_f1']['f1']:.3f} at conf "
              f"{m['best_f1']['conf']} (P {m['best_f1']['precision']:.3f}, R {m['best_f1']['recall']:.3f}) |",
@@ -24,7 +26,7 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
     fa = m["false_alarms"]
     if fa["ship_free_images"]:
         per_km2 = "-" if fa["per_km2"] is None else f"{fa['per_km2']:.2f} per km2 over {fa['ship_free_km2']:.1f} km2"
-        lines += [f"False alarms at conf {m['conf']}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
+        lines += [f"False alarms at conf {served}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
                   f"images, {fa['per_image']:.3f} per image; {per_km2} of them whose GSD is known.", ""]
     if m.get("operating_points"):
         lines += ["Operating points (the threshold a model is served at is chosen from these: `shipdet export --conf`;"
@@ -42,6 +44,18 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
         lines += [f"The lowest threshold (0.01 steps) with at most {b['max_per_image']:g} false alarms per ship-free "
                   f"image: conf {b['conf']:g}, where P {b['precision']:.3f}, R {b['recall']:.3f}, F1 {b['f1']:.3f}, "
                   f"{b['false_alarms_per_image']:.3f} false alarms per ship-free image.", ""]
+    if m.get("thresholds_for_false_alarms_by_scale"):
+        b = m["thresholds_for_false_alarms_by_scale"]
+        lines += [f"With a threshold for the images upsampled to the working scale and one for the others, each the "
+                  f"lowest (0.01 steps) with at most {b['max_per_image']:g} false alarms per ship-free image of its "
+                  f"own (`shipdet export --conf {b['conf']:g} --conf-upsampled {b['conf_upsampled']:g}`): P "
+                  f"{b['precision']:.3f}, R {b['recall']:.3f}, F1 {b['f1']:.3f}, {b['false_alarms_per_image']:.3f} "
+                  "false alarms per ship-free image.", "",
+                  "| images | conf | P | R | F1 | false alarms per ship-free image |", "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {o['conf']:g} | {o['precision']:.3f} | {o['recall']:.3f} | {o['f1']:.3f} | "
+                  f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} |"
+                  for name, o in (("upsampled", b["upsampled"]), ("the others", b["native"]))]
+        lines.append("")
     for key, unit in (("recall_by_size_px", "px"), ("recall_by_size_native_px", "native px, before resampling"),
                       ("recall_by_size_m", "m")):
         if m[key]:

@@ -18,16 +18,15 @@ from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
 from shipdet.inference.model import FALLBACK_CONF, FALLBACK_NMS_IOU, load_model_info
 from shipdet.metrics import (
-    CountsAtThreshold,
     airbus_f2,
     average_precision,
     false_alarms,
-    lowest_conf_within_false_alarms,
     match_at,
     recall_by_crowding,
     recall_by_size,
 )
 from shipdet.train.eval_report import markdown_report
+from shipdet.train.operating_points import above, operating_point, served_thresholds, thresholds_for_false_alarms
 
 SIZE_EDGES_PX = (8, 16, 32, 64, 128)
 SIZE_EDGES_M = (25, 50, 100, 200)
@@ -107,22 +106,27 @@ def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float =
 
 def evaluate_predictions(preds: list[Detections], truths: list[Detections], sources: list[str], gsd: list[float],
                          conf: float, iou: float, sizes: Sequence[tuple[int, int]] | None = None,
-                         scales: Sequence[float] | None = None, max_false_alarms: float | None = None
-                         ) -> dict[str, Any]:
+                         scales: Sequence[float] | None = None, max_false_alarms: float | None = None,
+                         conf_upsampled: float | None = None) -> dict[str, Any]:
     """`sizes`: (width, height) of each image, for false alarms per km2; `scales`: the resampling each image went
     through (recall by size at native scale, e.g. Sentinel-2 ships below 16 native pixels); `max_false_alarms`: a
-    budget per ship-free image, for the lowest threshold (0.01 steps) that meets it and what it gives there."""
+    budget per ship-free image, for the lowest threshold (0.01 steps) that meets it and what it gives there, over
+    all images and, where some were upsampled, for the upsampled and the other images each on its own;
+    `conf_upsampled`: the threshold of the upsampled images, as served (None: `conf`)."""
     sizes = sizes or [(0, 0)] * len(truths)
+    scales = scales or [1.0] * len(truths)
     areas = [w * h * g * g / 1e6 if np.isfinite(g) else float("nan") for (w, h), g in zip(sizes, gsd, strict=True)]
     aps = average_precision(preds, truths)
-    counts, found = match_at(preds, truths, conf, iou)
-    kept = [p[np.flatnonzero(p.score >= conf)] for p in preds]
+    thresholds = served_thresholds(scales, conf, conf_upsampled)
+    kept = above(preds, thresholds)
+    counts, found = match_at(kept, truths, 0.0, iou)
     count_err = np.array([len(k) - len(t) for k, t in zip(kept, truths, strict=True)])
     airbus = [i for i, s in enumerate(sources) if s == "airbus"]
     result: dict[str, Any] = {
         "images": len(truths), "ships": int(sum(len(t) for t in truths)),
         "mAP50": aps[0.5], "mAP50-95": float(np.mean(list(aps.values()))),
-        "conf": conf, "iou": iou, "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
+        "conf": conf, "conf_upsampled": conf_upsampled, "iou": iou,
+        "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
         "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
         "airbus_f2_all_images": float(np.mean([airbus_f2(k, t) for k, t in zip(kept, truths, strict=True)])),
         "airbus_f2_airbus_images": (float(np.mean([airbus_f2(kept[i], truths[i]) for i in airbus]))
@@ -133,38 +137,25 @@ def evaluate_predictions(preds: list[Detections], truths: list[Detections], sour
         "recall_by_size_px": recall_by_size(truths, found, SIZE_EDGES_PX),
         "recall_by_size_m": recall_by_size(truths, found, SIZE_EDGES_M, scale=gsd),
         "recall_by_size_native_px": recall_by_size(truths, found, SIZE_EDGES_PX,
-                                                   scale=[1 / f for f in (scales or [1.0] * len(truths))]),
+                                                   scale=[1 / f for f in scales]),
         "recall_by_crowding": recall_by_crowding(truths, found, CROWDING_EDGES),
         "false_alarms": false_alarms(kept, truths, areas),
         "operating_points": [operating_point(preds, truths, t, iou, areas)  # the threshold used among them
                              for t in sorted({*OPERATING_CONFS, conf})],
         "by_source": {},
     }
-    budget_conf = (lowest_conf_within_false_alarms(preds, truths, max_false_alarms)
-                   if max_false_alarms is not None else None)
-    result["threshold_for_false_alarms"] = (None if budget_conf is None else {
-        "max_per_image": max_false_alarms, **operating_point(preds, truths, budget_conf, iou, areas)})
+    result.update(threshold_for_false_alarms=None, thresholds_for_false_alarms_by_scale=None)
+    if max_false_alarms is not None:
+        result.update(thresholds_for_false_alarms(preds, truths, scales, max_false_alarms, iou, areas))
     for source in sorted(set(sources)):
         idx = [i for i, s in enumerate(sources) if s == source]
-        c, _ = match_at([preds[i] for i in idx], [truths[i] for i in idx], conf, iou)
+        c, _ = match_at([kept[i] for i in idx], [truths[i] for i in idx], 0.0, iou)
         ap = average_precision([preds[i] for i in idx], [truths[i] for i in idx], [0.5])[0.5]
         result["by_source"][source] = {"images": len(idx), "ships": int(sum(len(truths[i]) for i in idx)),
                                        "mAP50": ap, "precision": c.precision, "recall": c.recall, "f1": c.f1,
                                        "false_alarms": false_alarms([kept[i] for i in idx], [truths[i] for i in idx],
                                                                     [areas[i] for i in idx])}
     return result
-
-
-def operating_point(preds: list[Detections], truths: list[Detections], conf: float, iou: float,
-                    areas: Sequence[float]) -> dict[str, Any]:
-    """Precision, recall, F1 and false alarms at one threshold: what a model served at `conf` would give. F1 on the
-    images with ships is what F1 would be without a single false alarm on a ship-free image: where it too falls
-    short of a target, the false alarms are not what holds F1 down."""
-    counts, _ = match_at(preds, truths, conf, iou)
-    fa = false_alarms([p[np.flatnonzero(p.score >= conf)] for p in preds], truths, areas)
-    with_ships = CountsAtThreshold(counts.tp, counts.fp - int(fa["false_positives"] or 0), counts.fn)
-    return {"conf": conf, "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
-            "false_alarms_per_image": fa["per_image"], "f1_images_with_ships": with_ships.f1}
 
 
 def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path: Path) -> dict[str, float]:
@@ -194,15 +185,18 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
 def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
                    batch: int = 8, draw: int = 0, views: int | None = None, nms_iou: float | None = None,
-                   max_false_alarms: float | None = None) -> str:
+                   max_false_alarms: float | None = None, conf_upsampled: float | None = None) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
     `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
     model): the views each image is scored in, default the model's own; `nms_iou`: default the model's own (0.45
     for a .pt or a model that records none), as served. `iou` is the IoU a match needs, not NMS's;
-    `max_false_alarms`: the false-alarm budget per ship-free image a threshold is sought for."""
+    `max_false_alarms`: the false-alarm budget per ship-free image a threshold is sought for; `conf_upsampled`:
+    the threshold of images upsampled to the working scale (default: the model's own if `conf` is not given, else
+    `conf`)."""
     info = load_model_info(model, verify=False) if model.suffix == ".onnx" else None  # its operating point
-    if conf is None:
-        conf = info.default_conf if info is not None else FALLBACK_CONF
+    if conf is None and info is not None:
+        conf, conf_upsampled = info.default_conf, info.upsampled_conf if conf_upsampled is None else conf_upsampled
+    conf = FALLBACK_CONF if conf is None else conf
     if info is not None and views is None:
         views = info.default_views
     if nms_iou is None:
@@ -231,7 +225,8 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
         truths = [Detections(t.xyxy, t.score, t.class_id, class_names=t.class_names) for t in truths]
     if gsd_m is not None:
         gsd = [gsd_m] * len(images)
-    metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales, max_false_alarms)
+    metrics = evaluate_predictions(preds, truths, sources_all, gsd, conf, iou, sizes, scales, max_false_alarms,
+                                   conf_upsampled)
     if predictor is None:
         metrics["nms_iou"] = nms_iou
         if views is not None:

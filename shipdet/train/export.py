@@ -16,6 +16,7 @@ import numpy as np
 from shipdet.errors import ShipdetError
 from shipdet.inference.model import (
     CONF_METADATA_KEY,
+    CONF_UPSAMPLED_METADATA_KEY,
     FALLBACK_CONF,
     FALLBACK_NMS_IOU,
     NMS_IOU_METADATA_KEY,
@@ -111,12 +112,14 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
                  version: str | None = None, notes: Path | None = None,
                  gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1,
-                 nms_iou: float | None = None) -> dict[str, Any]:
+                 nms_iou: float | None = None, conf_upsampled: float | None = None) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
     default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
     at by default (none recorded: 0.25); `views`: the views each tile is scored in and fused, by default
     (`shipdet.inference.views`; `conf` is then a threshold on the fused score); `nms_iou`: the NMS IoU it is
-    served and measured at (none recorded: 0.45)."""
+    served and measured at (none recorded: 0.45); `conf_upsampled`: the threshold for imagery the scale path
+    upsamples (coarser than the range), chosen from `shipdet evaluate`'s operating points of those images (none
+    recorded: `conf` for all imagery)."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -125,8 +128,9 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError("FP16 export needs a CUDA device", "export FP32 here, or run on a GPU machine")
     if not weights.is_file():
         raise ShipdetError(f"weights not found at {weights}", "pass <run>/weights/best.pt")
-    if conf is not None and not 0.0 < conf < 1.0:
-        raise ShipdetError(f"--conf {conf} is not a confidence in (0, 1)", "e.g. --conf 0.3")
+    for option, value in (("--conf", conf), ("--conf-upsampled", conf_upsampled)):
+        if value is not None and not 0.0 < value < 1.0:
+            raise ShipdetError(f"{option} {value} is not a confidence in (0, 1)", f"e.g. {option} 0.3")
     if nms_iou is not None and not 0.0 < nms_iou < 1.0:
         raise ShipdetError(f"--nms-iou {nms_iou} is not an IoU in (0, 1)", "e.g. --nms-iou 0.45")
     check_view_option(views)
@@ -151,6 +155,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         extra[SCALE_METADATA_KEY] = scale_range.to_metadata()
     if conf is not None:
         extra[CONF_METADATA_KEY] = repr(float(conf))
+    if conf_upsampled is not None:
+        extra[CONF_UPSAMPLED_METADATA_KEY] = repr(float(conf_upsampled))
     if views != 1:
         extra[VIEWS_METADATA_KEY] = str(views)
     if nms_iou is not None:
@@ -168,7 +174,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "gsd_range_m": None if scale_range is None else [scale_range.finest_m,
                                                                               scale_range.coarsest_m],
                             "default_conf": FALLBACK_CONF if conf is None else float(conf), "default_views": views,
-                            "default_nms_iou": FALLBACK_NMS_IOU if nms_iou is None else float(nms_iou)}
+                            "default_nms_iou": FALLBACK_NMS_IOU if nms_iou is None else float(nms_iou),
+                            "default_conf_upsampled": None if conf_upsampled is None else float(conf_upsampled)}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

@@ -30,6 +30,10 @@ class _Info:
     default_conf = 0.25
     default_views = 1
     default_iou = 0.45
+    upsampled_conf: float | None = None  # as ModelInfo: the threshold for imagery the scale path upsampled
+
+    def conf_for(self, factor: float) -> float:
+        return self.upsampled_conf if factor > 1.0 and self.upsampled_conf is not None else self.default_conf
 
 
 class ThresholdEngine:

@@ -12,16 +12,13 @@ from shipdet.detections import Detections
 from shipdet.rescore.params import RescoreParams
 from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
-from tests.rescore.conftest import ThresholdEngine
+from tests.rescore.conftest import ThresholdEngine, _Info
 
 
-class _OperatingInfo:
+class _OperatingInfo(_Info):
     sha256 = "2" * 64
     name = "operating"
-    scale_range = None
     default_conf = 0.6
-    default_views = 1
-    default_iou = 0.45
 
 
 class ConfRecordingEngine(ThresholdEngine):
@@ -77,7 +74,9 @@ def test_one_view_keeps_the_key_runs_had_before_views_existed(tmp_path: Path) ->
     import hashlib
     import json
 
-    before = RescoreParams(conf=0.3, iou=0.45).model_dump(exclude={"max_batch", "readahead", "views"})
+    # the fields runs had then: no views, no threshold of its own for upsampled scenes
+    before = RescoreParams(conf=0.3, iou=0.45).model_dump(exclude={"max_batch", "readahead", "views",
+                                                                   "conf_upsampled"})
     key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert RescoreParams(conf=0.3, iou=0.45, views=1).digest() == RescoreParams(conf=0.3, iou=0.45).digest() == key
     assert RescoreParams(conf=0.3, iou=0.45, views=2).digest() != key

@@ -16,20 +16,17 @@ from shipdet.rescore.run import RescoreRun
 from shipdet.rescore.sources import resolve_sources
 from shipdet.scale import ScaleRange
 from tests.conftest import write_geotiff
-from tests.rescore.conftest import ORIGIN, UTM, ThresholdEngine
+from tests.rescore.conftest import ORIGIN, UTM, ThresholdEngine, _Info
 
 # Ships on the ground, metres from the scene's top-left corner: x1, y1, x2, y2 (multiples of both GSDs).
 SHIPS_M = [(36, 36, 156, 60), (300, 120, 360, 138), (420, 300, 444, 420), (96, 360, 168, 384)]
 SCENE_M = (600, 480)
 
 
-class _ScaledInfo:
+class _ScaledInfo(_Info):
     sha256 = "1" * 64
     name = "scale-aware"
     scale_range = ScaleRange(1.5, 2.5)
-    default_conf = 0.25
-    default_views = 1
-    default_iou = 0.45
 
 
 class SmallShipBlindEngine(ThresholdEngine):
@@ -115,3 +112,37 @@ def test_a_model_without_a_scale_range_scores_scenes_as_before(two_gsds: Path, t
 def test_implausible_gsd_is_refused() -> None:
     with pytest.raises(ValueError, match="ground sample distance"):
         RescoreParams(gsd=0.0)
+
+
+class _TwoThresholdInfo(_ScaledInfo):
+    upsampled_conf = 0.6
+
+
+class ThresholdRecordingEngine(SmallShipBlindEngine):
+    info = _TwoThresholdInfo()
+
+    def __init__(self) -> None:
+        self.seen: set[float] = set()
+
+    def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
+        self.seen.add(conf)
+        return super().detect(images, conf, iou)
+
+
+def test_an_upsampled_scene_is_scored_at_the_model_threshold_for_upsampled_imagery(two_gsds: Path,
+                                                                                     tmp_path: Path) -> None:
+    engine = ThresholdRecordingEngine()
+    run = RescoreRun(tmp_path / "own", engine, RescoreParams(tile=128, overlap=32))
+    run.run(resolve_sources([str(two_gsds)]))
+    scenes = pd.read_csv(tmp_path / "own" / "scenes.csv").set_index("scene_id")
+    assert scenes.loc["fine_2024-05-01", "conf"] == 0.25 and scenes.loc["coarse_2024-05-01", "conf"] == 0.6
+    assert engine.seen == {0.25, 0.6}
+    # An explicit threshold is every scene's; the key says which thresholds a scene was scored at.
+    asked = ThresholdRecordingEngine()
+    one = RescoreRun(tmp_path / "asked", asked, RescoreParams(tile=128, overlap=32, conf=0.25))
+    one.run(resolve_sources([str(two_gsds)]))
+    assert asked.seen == {0.25}
+    assert (pd.read_csv(tmp_path / "asked" / "scenes.csv")["conf"] == 0.25).all()
+    assert one.params_hash != run.params_hash
+    assert run.params_hash == RescoreRun(tmp_path / "same", ThresholdRecordingEngine(), RescoreParams(
+        tile=128, overlap=32, conf=0.25, conf_upsampled=0.6)).params_hash

@@ -8,7 +8,14 @@ import httpx
 import pytest
 
 from shipdet.errors import ModelLoadError
-from shipdet.inference.model import CONF_METADATA_KEY, NMS_IOU_METADATA_KEY, load_model_info
+from shipdet.inference.model import (
+    CONF_METADATA_KEY,
+    CONF_UPSAMPLED_METADATA_KEY,
+    NMS_IOU_METADATA_KEY,
+    load_model_info,
+)
+from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
+from shipdet.scale import ScaleRange
 from tests.fake_model import detect_model
 from tests.serve.conftest import LiveServer, live_server
 from tests.serve.images import png
@@ -26,8 +33,8 @@ def strict_server(strict_model: Path) -> Iterator[LiveServer]:
         yield server
 
 
-def detect(server: LiveServer, **params: float) -> dict:
-    r = httpx.post(server.url + "/v1/detect", content=png(64, 64, 0), headers={"content-type": "image/png"},
+def detect(server: LiveServer, side: int = 64, **params: float) -> dict:
+    r = httpx.post(server.url + "/v1/detect", content=png(side, side, 0), headers={"content-type": "image/png"},
                    params=params, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
@@ -102,3 +109,34 @@ def test_evaluation_scores_at_the_model_nms_iou(tmp_path: Path) -> None:
     image = np.zeros((64, 64, 3), np.uint8)
     assert len(onnx_predictor(loose, providers=["cpu"], conf=0.7)([image])[0]) == 2
     assert len(onnx_predictor(loose, providers=["cpu"], conf=0.7, nms_iou=0.45)([image])[0]) == 1
+
+
+def test_a_tile_the_scale_path_upsamples_is_served_at_the_model_threshold_for_upsampled_imagery(
+        tmp_path: Path) -> None:
+    model = detect_model(tmp_path / "two.onnx", {CONF_METADATA_KEY: "0.7", CONF_UPSAMPLED_METADATA_KEY: "0.25",
+                                                SCALE_METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    with live_server(model) as server:
+        posted = detect(server)  # no GSD: scored as posted
+        assert posted["thresholds"]["conf"] == 0.7 and len(posted["detections"]) == 1
+        coarse = detect(server, side=32, gsd=4.0)  # upsampled x2 into the range
+        assert coarse["scale"]["factor"] == 2.0
+        assert coarse["thresholds"]["conf"] == 0.25 and len(coarse["detections"]) == 2
+        asked = detect(server, side=32, gsd=4.0, conf=0.7)  # an explicit threshold is every tile's
+        assert asked["thresholds"]["conf"] == 0.7 and len(asked["detections"]) == 1
+        assert model_defaults(server, "default_conf_upsampled") == (0.25, 0.25)
+        assert model_defaults(server, "default_conf") == (0.7, 0.7)
+    with live_server(model, conf=0.5) as server:  # the operator's threshold is every tile's too
+        assert detect(server, side=32, gsd=4.0)["thresholds"]["conf"] == 0.5
+        assert model_defaults(server, "default_conf_upsampled") == (0.5, 0.5)
+
+
+def test_a_model_without_a_threshold_for_upsampled_imagery_serves_it_at_its_one_threshold(
+        strict_server: LiveServer) -> None:
+    assert model_defaults(strict_server, "default_conf_upsampled") == (0.7, 0.7)
+
+
+@pytest.mark.parametrize("raw", ["1.5", "none"])
+def test_an_unusable_threshold_for_upsampled_imagery_stops_the_load(tmp_path: Path, raw: str) -> None:
+    model = detect_model(tmp_path / "bad.onnx", {CONF_UPSAMPLED_METADATA_KEY: raw})
+    with pytest.raises(ModelLoadError, match=CONF_UPSAMPLED_METADATA_KEY):
+        load_model_info(model)
