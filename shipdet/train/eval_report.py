@@ -29,12 +29,13 @@ def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> s
         lines += [f"False alarms at conf {served}: {fa['false_positives']} on {fa['ship_free_images']} ship-free "
                   f"images, {fa['per_image']:.3f} per image; {per_km2} of them whose GSD is known.", ""]
     if m.get("operating_points"):
-        lines += ["Operating points (the threshold a model is served at is chosen from these: `shipdet export --conf`;"
-                  " the row used above is marked; F1 on the images with ships is F1 without the false alarms on"
-                  " ship-free images):", "",
+        lines += ["Operating points, each one threshold for all images (the threshold a model is served at is chosen"
+                  " from these: `shipdet export --conf`; the row used above is marked; F1 on the images with ships is"
+                  " F1 without the false alarms on ship-free images):", "",
                   "| conf | P | R | F1 | false alarms per ship-free image | F1 on the images with ships |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {o['conf']:g}{' (used above)' if o['conf'] == m['conf'] else ''} | {o['precision']:.3f} | "
+        used = " (used above)" if m.get("conf_upsampled") is None else " (used above on the images not upsampled)"
+        lines += [f"| {o['conf']:g}{used if o['conf'] == m['conf'] else ''} | {o['precision']:.3f} | "
                   f"{o['recall']:.3f} | {o['f1']:.3f} | "
                   f"{'-' if o['false_alarms_per_image'] is None else format(o['false_alarms_per_image'], '.3f')} | "
                   f"{o['f1_images_with_ships']:.3f} |" for o in m["operating_points"]]
