@@ -22,6 +22,16 @@ FALLBACK_CONF = 0.25
 # Sentinel-2 tiles), so each domain gets the threshold that keeps its own false alarms within the target. Models
 # exported before carry none: one threshold for all imagery.
 CONF_UPSAMPLED_METADATA_KEY = "shipdet_conf_upsampled"
+
+
+def is_upsampled(factor: float) -> bool:
+    """Whether the scale path enlarged a tile or scene by `factor` before scoring (imagery coarser than the range)."""
+    return factor > 1.0
+
+
+def threshold_for(factor: float, conf: float, conf_upsampled: float | None) -> float:
+    """The threshold of imagery resampled by `factor`: `conf_upsampled` where it was upsampled and one is set."""
+    return conf_upsampled if conf_upsampled is not None and is_upsampled(factor) else conf
 # The views (flips) each tile is scored in and fused (`shipdet.inference.views`): part of the operating point, as
 # the threshold is, since fused scores are means over the views. Models exported before carry none: one view.
 VIEWS_METADATA_KEY = "shipdet_views"
@@ -52,7 +62,7 @@ class ModelInfo:
 
     def conf_for(self, factor: float) -> float:
         """The threshold a tile resampled by `factor` before scoring is served at (1: as posted)."""
-        return self.upsampled_conf if factor > 1.0 and self.upsampled_conf is not None else self.default_conf
+        return threshold_for(factor, self.default_conf, self.upsampled_conf)
 
     @property
     def name(self) -> str:

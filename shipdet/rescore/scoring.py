@@ -12,6 +12,7 @@ import numpy as np
 
 from shipdet.detections import Detections
 from shipdet.inference.detector import Detector
+from shipdet.inference.model import threshold_for
 from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.inference.views import ViewedDetector
 from shipdet.rescore.params import RescoreParams
@@ -69,9 +70,8 @@ def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor:
 
 def scoring_conf(engine: Detector, params: RescoreParams, factor: float = 1.0) -> float:
     """The threshold of a scene resampled by `factor`: a given one, else the model's for that scale."""
-    if factor > 1.0 and params.conf_upsampled is not None:
-        return params.conf_upsampled
-    return params.conf if params.conf is not None else engine.info.conf_for(factor)
+    given = params.conf if params.conf is not None else engine.info.conf_for(factor)
+    return threshold_for(factor, given, params.conf_upsampled)
 
 
 def scoring_iou(engine: Detector, params: RescoreParams) -> float:

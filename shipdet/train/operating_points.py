@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
+from shipdet.inference.model import is_upsampled, threshold_for
 from shipdet.metrics import CountsAtThreshold, false_alarms, lowest_conf_within_false_alarms, match_at
 
 
 def served_thresholds(scales: Sequence[float], conf: float, conf_upsampled: float | None) -> list[float]:
     """Each image's threshold as the service would serve it: `conf_upsampled` where the image was upsampled."""
-    return [conf_upsampled if conf_upsampled is not None and s > 1.0 else conf for s in scales]
+    return [threshold_for(s, conf, conf_upsampled) for s in scales]
 
 
 def above(preds: Sequence[Detections], thresholds: Sequence[float]) -> list[Detections]:
@@ -31,7 +32,7 @@ def thresholds_for_false_alarms(preds: list[Detections], truths: list[Detections
     if one is not None:
         out["threshold_for_false_alarms"] = {"max_per_image": budget,
                                              **operating_point(preds, truths, one, iou, areas)}
-    upsampled = [s > 1.0 for s in scales]
+    upsampled = [is_upsampled(s) for s in scales]
     if any(upsampled) and not all(upsampled):
         native, coarse = ([i for i, u in enumerate(upsampled) if u == want] for want in (False, True))
         native_conf, coarse_conf = (lowest_conf_within_false_alarms([preds[i] for i in idx],

@@ -12,6 +12,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from shipdet.detections import Detections
+from shipdet.inference.model import threshold_for
 from shipdet.scale import ScaleRange
 from tests.conftest import write_geotiff
 
@@ -33,7 +34,7 @@ class _Info:
     upsampled_conf: float | None = None  # as ModelInfo: the threshold for imagery the scale path upsampled
 
     def conf_for(self, factor: float) -> float:
-        return self.upsampled_conf if factor > 1.0 and self.upsampled_conf is not None else self.default_conf
+        return threshold_for(factor, self.default_conf, self.upsampled_conf)
 
 
 class ThresholdEngine:
