@@ -20,7 +20,23 @@ import numpy as np
 from shipdet.errors import ModelLoadError
 
 
+def _module_of(node_name: str) -> str:
+    """`/model.23/cv3.2/cv3.2.2/Conv` -> `model.23.cv3.2.2`: the exporter names a node by its module scopes, each
+    scope of a ModuleList or Sequential child repeating its parent's name."""
+    scopes: list[str] = []
+    for scope in node_name.strip("/").split("/")[:-1]:
+        if scopes and scope.startswith(scopes[-1] + "."):
+            scopes[-1] = scope
+        else:
+            scopes.append(scope)
+    return ".".join(scopes)
+
+
 def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
+    """Each convolution's weight and bias under its module's parameter names. The exporter keeps one initializer
+    for equal tensors (biases folded from untrained batch norms, the detect head's box biases after a short run):
+    the others become Identity nodes of it, or, after graph slimming, the convolutions name the shared one. So
+    follow Identity and Constant nodes, and key by the Conv nodes rather than by the initializers' names."""
     import onnx
     from onnx import numpy_helper
 
@@ -28,7 +44,21 @@ def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
         graph = onnx.load(str(path)).graph
     except Exception as exc:  # onnx raises DecodeError and friends for a corrupt file
         raise ModelLoadError(f"cannot read ONNX model {path}: {exc}") from exc
-    return {init.name: numpy_helper.to_array(init).copy() for init in graph.initializer}  # writable
+    arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:  # topologically sorted: an Identity's input is resolved before it
+        if node.op_type == "Identity" and node.input[0] in arrays:
+            arrays[node.output[0]] = arrays[node.input[0]]
+        elif node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            arrays[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    weights = {name: array.copy() for name, array in arrays.items()}  # writable
+    for node in graph.node:
+        module = _module_of(node.name)
+        if node.op_type != "Conv" or not module:
+            continue
+        for suffix, name in zip(("weight", "bias"), node.input[1:3], strict=False):
+            if name in arrays:
+                weights[f"{module}.{suffix}"] = arrays[name].copy()
+    return weights
 
 
 def _calibration_batches(images: Sequence[Path], imgsz: int, batch: int = 8) -> list[Any]:
@@ -63,10 +93,13 @@ def unfold_onnx(onnx_path: Path, model_yaml: str, nc: int, images: Sequence[Path
             if isinstance(module, torch.nn.Conv2d) and f"{name}.weight" in weights:
                 module.weight.copy_(torch.from_numpy(weights[f"{name}.weight"]))
                 if module.bias is not None:
+                    if f"{name}.bias" not in weights:
+                        missing.append(f"{name}.bias")
+                        continue
                     module.bias.copy_(torch.from_numpy(weights[f"{name}.bias"]))
         for name, conv in convs.items():
             key = f"{name}.conv"
-            if f"{key}.weight" not in weights:
+            if f"{key}.weight" not in weights or f"{key}.bias" not in weights:
                 missing.append(key)
                 continue
             conv.conv.weight.copy_(torch.from_numpy(weights[f"{key}.weight"]))
