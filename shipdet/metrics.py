@@ -16,6 +16,7 @@ from shipdet.detections import Detections
 from shipdet.geometry import box_iou, obb_iou
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
+COCO_MAX_DETS = 100  # pycocotools' cap of detections an image, made for photographs of a few objects
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
 
@@ -43,8 +44,9 @@ def _match(ious: NDArray[np.float64], threshold: float) -> NDArray[np.int64]:
 
 
 def average_precision(preds: Sequence[Detections], truths: Sequence[Detections], iou_thresholds: Sequence[float]
-                      = tuple(IOU_THRESHOLDS), max_dets: int = 100) -> dict[float, float]:
-    """AP per IoU threshold, averaged over classes present in the ground truth (pycocotools' 101-point rule)."""
+                      = tuple(IOU_THRESHOLDS), max_dets: int = COCO_MAX_DETS) -> dict[float, float]:
+    """AP per IoU threshold, averaged over classes present in the ground truth (pycocotools' 101-point rule), from
+    each image's `max_dets` highest-scoring detections."""
     classes = sorted({int(c) for t in truths for c in t.class_id})
     result = {}
     for thr in iou_thresholds:

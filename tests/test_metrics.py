@@ -169,6 +169,27 @@ def test_the_report_says_where_crowded_images_lose_recall():
     assert "| 2-4 |" not in report  # bins without ships are left out
 
 
+def test_a_crowded_image_is_scored_from_the_detections_a_tile_is_served_and_coco_s_cap_is_reported_beside():
+    from pathlib import Path
+
+    from shipdet.train.eval_report import markdown_report
+    from shipdet.train.evaluate import evaluate_predictions
+
+    marina = D([[i * 12, 0, i * 12 + 10, 10] for i in range(150)])  # 150 ships, each found
+    preds = [D(marina.xyxy, np.linspace(0.9, 0.5, 150))]
+    m = evaluate_predictions(preds, [marina], ["a"], [1.0], conf=0.3, iou=0.5)
+    assert m["max_dets"] == 300 and m["mAP50"] == pytest.approx(1.0)
+    assert m["coco_max_dets"]["max_dets"] == 100
+    assert m["coco_max_dets"]["mAP50"] == pytest.approx(average_precision(preds, [marina], [0.5])[0.5])
+    assert m["coco_max_dets"]["mAP50"] < 0.7  # 100 of 150 ships at most: recall stops at 2/3
+    assert m["by_source"]["a"]["mAP50"] == pytest.approx(1.0)
+    m["best_f1"] = {"f1": 0.0, "conf": 0.5, "precision": 0.0, "recall": 0.0}
+    report = markdown_report(m, Path("m.onnx"), Path("d.yaml"), "val")
+    assert "| mAP50 | 1.000 |" in report
+    coco = f"{m['coco_max_dets']['mAP50']:.3f}"
+    assert f"| mAP50 from 100 detections an image (COCO's cap; above: 300, as served) | {coco} |" in report
+
+
 def test_upsampled_images_are_scored_at_their_own_threshold_and_each_domain_meets_the_budget_alone():
     from pathlib import Path
 

@@ -34,7 +34,9 @@ from pathlib import Path
 out = Path(sys.argv[1])
 m = json.loads((out / "split" / "metrics.json").read_text())
 fa = m["false_alarms"]
-print(f"{out.name}: mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50-95']:.3f}; at conf {m['conf']}: P {m['precision']:.3f} "
+coco = m.get("coco_max_dets") or {"mAP50": float("nan"), "mAP50-95": float("nan")}
+print(f"{out.name}: mAP50 {m['mAP50']:.3f}, mAP50-95 {m['mAP50-95']:.3f} (COCO's 100 an image: {coco['mAP50']:.3f}, "
+      f"{coco['mAP50-95']:.3f}); at conf {m['conf']}: P {m['precision']:.3f} "
       f"R {m['recall']:.3f} F1 {m['f1']:.3f}, false alarms {fa['per_image']:.3f} per ship-free image "
       f"({fa['false_positives']} on {fa['ship_free_images']})")
 b = m.get("threshold_for_false_alarms")

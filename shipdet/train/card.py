@@ -106,7 +106,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     if "evaluation" in card:
         e = card["evaluation"]
         lines += [f"`shipdet evaluate` on the validation split ({e['images']} images, {e['ships']} ships): "
-                  f"mAP50 {e['mAP50']:.3f}, mAP50-95 {e['mAP50-95']:.3f}, precision {e['precision']:.3f}, "
+                  f"mAP50 {e['mAP50']:.3f}, mAP50-95 {e['mAP50-95']:.3f}{_coco_figures(e)}, "
+                  f"precision {e['precision']:.3f}, "
                   f"recall {e['recall']:.3f}, F1 {e['f1']:.3f} at conf {e['conf']}.", ""]
     if "int8" in card:
         lines += [f"INT8: {card['int8']}", ""]
@@ -131,3 +132,11 @@ def set_measured(onnx_path: Path, measured: Path, title: str) -> None:
     card["measured_md"], card["measured_title"] = measured.read_text(), title
     card_path.write_text(json.dumps(card, indent=2, default=str))
     onnx_path.with_suffix(".card.md").write_text(card_markdown(card))
+
+
+def _coco_figures(evaluation: dict[str, Any]) -> str:
+    coco = evaluation.get("coco_max_dets")
+    if not coco:  # evaluated before both caps were reported
+        return ""
+    return (f" (from up to {evaluation['max_dets']} detections an image, as served; with COCO's cap of "
+            f"{coco['max_dets']}: {coco['mAP50']:.3f}, {coco['mAP50-95']:.3f})")
