@@ -28,6 +28,8 @@ def shipdet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (["evaluate", "m.onnx", "d.yaml", "--views", "3"], "--views 3 is not one of 1, 2, 4, 8"),
     (["evaluate-scenes", "m.onnx", "s", "--annotations", "a.json", "--views", "5"], "--views 5 is not one of"),
     (["rescore", "nowhere", "--out", "o", "--views", "3"], "views must be one of 1, 2, 4, 8"),
+    (["evaluate", "m.onnx", "d.yaml", "--views-upsampled", "3"], "--views-upsampled 3 is not one of 1, 2, 4, 8"),
+    (["rescore", "nowhere", "--out", "o", "--views-upsampled", "6"], "views must be one of 1, 2, 4, 8"),
     (["evaluate", "m.onnx", "d.yaml", "--nms-iou", "1.5"], "--nms-iou 1.5 is not an IoU in (0, 1)"),
     (["evaluate", "m.onnx", "d.yaml", "--max-false-alarms", "-1"], "--max-false-alarms"),
     (["evaluate-scenes", "m.onnx", "s", "--annotations", "a.json", "--nms-iou", "0"], "--nms-iou 0.0 is not an IoU"),

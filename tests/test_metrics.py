@@ -221,3 +221,31 @@ def test_upsampled_images_are_scored_at_their_own_threshold_and_each_domain_meet
     # Nothing upsampled: no second threshold to seek.
     assert evaluate_predictions(preds, truths, ["a"] * 4, [1.0] * 4, 0.25, 0.5,
                                 max_false_alarms=0.0)["thresholds_for_false_alarms_by_scale"] is None
+
+
+def test_images_the_set_upsampled_are_evaluated_in_the_model_s_views_for_them(tmp_path):
+    """As served: the fake model's 0.9 box, seen by one view of two, fuses to 0.45; in one view it stays 0.9."""
+    import json
+
+    from shipdet.datasets.writer import YoloSetWriter
+    from shipdet.inference.model import VIEWS_METADATA_KEY, VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.train.evaluate import evaluate_model
+    from tests.fake_model import detect_model
+
+    truth = D([[12, 16, 28, 24]])  # where the fake model puts its best box on a 64 px image
+    listed = []
+    for source, scale in (("aerial", 1.0), ("s2", 4.0)):
+        writer = YoloSetWriter(tmp_path / source, {0: "ship"}, source=source, gsd_m=2.5, scale=scale)
+        writer.add(f"{source}_0", np.full((64, 64, 3), 30, np.uint8), truth, group=source, oriented=False)
+        writer.close(val_fraction=0.0)
+        listed += [str(p) for p in sorted((tmp_path / source / "images").glob("*.jpg"))]
+    (tmp_path / "val.txt").write_text("\n".join(listed) + "\n")
+    (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: val.txt\nval: val.txt\nnames:\n  0: ship\n")
+    model = detect_model(tmp_path / "split.onnx", {VIEWS_METADATA_KEY: "2", VIEWS_UPSAMPLED_METADATA_KEY: "1"})
+    evaluate_model(model, tmp_path / "data.yaml", tmp_path / "eval", conf=0.5)
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert (m["views"], m["views_upsampled"]) == (2, 1)
+    assert m["by_source"]["aerial"]["recall"] == 0.0 and m["by_source"]["s2"]["recall"] == 1.0
+    assert "The images upsampled to the working scale in 1 view." in (tmp_path / "eval" / "report.md").read_text()
+    evaluate_model(model, tmp_path / "data.yaml", tmp_path / "one", conf=0.5, views=1)  # views given: every image's
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["by_source"]["aerial"]["recall"] == 1.0

@@ -8,7 +8,8 @@
 #     all nine.
 # VIEWS (default 1) exports it to be scored in that many views, fused, as every figure here then is; NMS_IOU
 # (default 0.45) records its NMS IoU, which every figure is measured at, as the service and `rescore` serve;
-# CONF_UPSAMPLED (default: none, CONF everywhere) its threshold for imagery the scale path upsamples.
+# CONF_UPSAMPLED (default: none, CONF everywhere) its threshold for imagery the scale path upsamples, and
+# VIEWS_UPSAMPLED (default: none, VIEWS everywhere) its views for that imagery.
 # Prints one summary; the reports stay in work/measure/NAME. At idle priority, beside a training run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,7 @@ source train/ports.sh
 mkdir -p "$OUT"
 "${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --conf "$CONF" --views "${VIEWS:-1}" \
     --nms-iou "${NMS_IOU:-0.45}" ${CONF_UPSAMPLED:+--conf-upsampled "$CONF_UPSAMPLED"} \
+    ${VIEWS_UPSAMPLED:+--views-upsampled "$VIEWS_UPSAMPLED"} \
     --name "$NAME" --out "$OUT/$NAME.onnx" > "$OUT/export.log" 2>&1
 "${SHIPDET[@]}" evaluate "$OUT/$NAME.onnx" "$DATA" --out "$OUT/split" > "$OUT/evaluate.log" 2>&1
 "${SHIPDET[@]}" evaluate-scenes "$OUT/$NAME.onnx" --annotations "$PORTS/coco_annotations.json" "${HELD_OUT[@]}" \

@@ -4,7 +4,8 @@
 # `shipdet evaluate --views N` (every figure below is then measured in those views). NMS_IOU (default 0.45): the
 # NMS IoU recorded in the model, which the figures are measured at and the service and `rescore` serve.
 # CONF_UPSAMPLED (default: none, CONF for all imagery): the threshold of imagery the scale path upsamples, chosen
-# with CONF from `shipdet evaluate`'s thresholds for each domain.
+# with CONF from `shipdet evaluate`'s thresholds for each domain; VIEWS_UPSAMPLED (default: none, VIEWS for all
+# imagery) the views of that imagery.
 # Export from the run folder (a copied best.pt loses the run record, so the card would lose the data, commit and
 # lineage), with its INT8 twin and docs/default-model/limitations.md in the card (update it first); then the
 # figures the card and docs quote: `shipdet evaluate` into docs/default-model, and whole Sentinel-2 scenes at
@@ -22,6 +23,7 @@ case "$PT" in work/runs/*/weights/*.pt) ;; *) echo "export from a run folder (wo
 "${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --int8 \
     --name shipdet-default --version "$VERSION" --conf "$CONF" --views "${VIEWS:-1}" --gsd-range 0.1,2.5 \
     --nms-iou "${NMS_IOU:-0.45}" ${CONF_UPSAMPLED:+--conf-upsampled "$CONF_UPSAMPLED"} \
+    ${VIEWS_UPSAMPLED:+--views-upsampled "$VIEWS_UPSAMPLED"} \
     --notes "$DOCS/limitations.md" \
     --out weights/shipdet-default.onnx
 "${SHIPDET[@]}" evaluate weights/shipdet-default.onnx "$DATA" --out "$DOCS"

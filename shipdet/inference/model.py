@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shipdet.errors import ModelLoadError
 from shipdet.scale import ScaleRange
@@ -29,12 +29,22 @@ def is_upsampled(factor: float) -> bool:
     return factor > 1.0
 
 
-def threshold_for(factor: float, conf: float, conf_upsampled: float | None) -> float:
-    """The threshold of imagery resampled by `factor`: `conf_upsampled` where it was upsampled and one is set."""
-    return conf_upsampled if conf_upsampled is not None and is_upsampled(factor) else conf
+T = TypeVar("T", float, int)
+
+
+def for_imagery(factor: float, value: T, upsampled: T | None) -> T:
+    """The part of the operating point (threshold, views) for imagery resampled by `factor`: `upsampled` where it was
+    upsampled and one is set, else `value`."""
+    return upsampled if upsampled is not None and is_upsampled(factor) else value
+
+
 # The views (flips) each tile is scored in and fused (`shipdet.inference.views`): part of the operating point, as
 # the threshold is, since fused scores are means over the views. Models exported before carry none: one view.
 VIEWS_METADATA_KEY = "shipdet_views"
+# The views for imagery the scale path upsamples: more views rank aerial imagery better, while on Sentinel-2 tiles
+# upsampled 4x (16 times the pixels already) they found no more ships. Models exported before carry none: the
+# same views for all imagery.
+VIEWS_UPSAMPLED_METADATA_KEY = "shipdet_views_upsampled"
 # The NMS IoU (and the IoU that merges boxes across window seams): part of the operating point as well, so that
 # `shipdet evaluate` measures what the service and `shipdet rescore` serve. Models exported before carry none: the
 # 0.45 both served at (evaluation used 0.6 until then).
@@ -59,10 +69,15 @@ class ModelInfo:
     default_views: int = 1  # the views it is scored in unless a request asks for others
     default_iou: float = FALLBACK_NMS_IOU  # its NMS IoU unless a request asks for another
     upsampled_conf: float | None = None  # the threshold for imagery the scale path upsampled (None: default_conf)
+    upsampled_views: int | None = None  # the views for imagery the scale path upsampled (None: default_views)
 
     def conf_for(self, factor: float) -> float:
         """The threshold a tile resampled by `factor` before scoring is served at (1: as posted)."""
-        return threshold_for(factor, self.default_conf, self.upsampled_conf)
+        return for_imagery(factor, self.default_conf, self.upsampled_conf)
+
+    def views_for(self, factor: float) -> int:
+        """The views a tile resampled by `factor` before scoring is scored in (1: as posted)."""
+        return for_imagery(factor, self.default_views, self.upsampled_views)
 
     @property
     def name(self) -> str:
@@ -108,14 +123,20 @@ def operating_iou(metadata: dict[str, str]) -> float:
     return _recorded_fraction(metadata, NMS_IOU_METADATA_KEY, FALLBACK_NMS_IOU, "an IoU", "--nms-iou 0.45")
 
 
-def operating_views(metadata: dict[str, str]) -> int:
+def operating_views(metadata: dict[str, str], key: str = VIEWS_METADATA_KEY, option: str = "--views") -> int:
     from shipdet.inference.views import VIEW_COUNTS
 
-    raw = metadata.get(VIEWS_METADATA_KEY, "1")
+    raw = metadata.get(key, "1")
     if raw.strip() not in {str(n) for n in VIEW_COUNTS}:
-        raise ModelLoadError(f"model metadata {VIEWS_METADATA_KEY}={raw!r} is not one of {VIEW_COUNTS}",
-                             "re-export with `shipdet export --views 4` (or without --views)")
+        raise ModelLoadError(f"model metadata {key}={raw!r} is not one of {VIEW_COUNTS}",
+                             f"re-export with `shipdet export {option} 4` (or without {option})")
     return int(raw)
+
+
+def operating_upsampled_views(metadata: dict[str, str]) -> int | None:
+    if VIEWS_UPSAMPLED_METADATA_KEY not in metadata:
+        return None
+    return operating_views(metadata, VIEWS_UPSAMPLED_METADATA_KEY, "--views-upsampled")
 
 
 def file_sha256(path: Path) -> str:
@@ -167,7 +188,8 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     if task not in ("detect", "obb"):
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
     return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props),
-                     operating_views(props), operating_iou(props), operating_upsampled_conf(props))
+                     operating_views(props), operating_iou(props), operating_upsampled_conf(props),
+                     operating_upsampled_views(props))
 
 
 def session_options(threads: int = 0) -> Any:

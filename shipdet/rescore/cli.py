@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         scale: float = typer.Option(None, help="Resample every scene by this factor instead (e.g. to compare)."),
         views: int = typer.Option(None, help="Score each window in 1, 2, 4 or 8 views (flips, then quarter turns) "
                                              "and fuse them (default: the model's own; N views cost N inferences)."),
+        views_upsampled: int = typer.Option(None, help="Views of scenes the scale path upsamples (default: --views, "
+                                                       "else the model's for them)."),
         batch: int = typer.Option(None, help="Windows per model call (default 8)."),
         providers: str = typer.Option("cuda,cpu", help="Execution providers in order."),
         retry_failed: bool = typer.Option(False, help="Retry scenes that failed in an earlier run."),
@@ -56,7 +58,8 @@ def register(app: typer.Typer) -> None:
         given: dict[str, Any] = {"conf": conf, "conf_upsampled": conf_upsampled, "iou": iou, "tile": tile,
                                   "overlap": overlap, "grid": grid, "cloud_band": cloud_band,
                                   "crs": crs, "max_batch": batch, "gsd": gsd,
-                                  "resample": resample, "scale": scale, "views": views}
+                                  "resample": resample, "scale": scale, "views": views,
+                                  "views_upsampled": views_upsampled}
         params = RescoreParams(**{k: v for k, v in given.items() if v is not None})  # refused before any work
         scenes = resolve_sources(sources)
         engine = Engine(model or DEFAULT_MODEL, providers=[p.strip() for p in providers.split(",")],

@@ -33,6 +33,8 @@ class RescoreParams(BaseSettings):
     resample: bool = True    # resample scenes of known GSD into the model's scale range (shipdet.scale)
     scale: float | None = Field(None, ge=0.125, le=8)  # a fixed resampling factor instead (comparing scales)
     views: int | None = None  # views each window is scored in and fused (shipdet.inference.views); None: the model's
+    # For scenes the scale path upsamples; None: the model's views for them where `views` is not given, else `views`.
+    views_upsampled: int | None = None
     max_batch: int = Field(8, ge=1, le=1024)
     readahead: int = Field(16, ge=1, le=1024)  # windows read ahead of inference
 
@@ -46,7 +48,7 @@ class RescoreParams(BaseSettings):
                 raise ValueError(exc.message) from None
         return value
 
-    @field_validator("views")
+    @field_validator("views", "views_upsampled")
     @classmethod
     def _whole_group(cls, value: int | None) -> int | None:
         if value is not None:
@@ -70,6 +72,8 @@ class RescoreParams(BaseSettings):
 
     def digest(self) -> str:
         fields = self.model_dump(exclude={"max_batch", "readahead"})
+        if fields["views_upsampled"] in (None, fields["views"] or 1):  # the same views for all, as before: same key
+            del fields["views_upsampled"]
         if fields["views"] in (None, 1):  # one view is how every run scored before views existed: same key
             del fields["views"]
         if fields["conf_upsampled"] in (None, fields["conf"]):  # one threshold for all, as before: same key

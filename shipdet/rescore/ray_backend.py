@@ -33,7 +33,7 @@ class WindowScorer:
     """A Ray actor: opens scenes as their windows arrive, scores a batch of windows, returns flat detections."""
 
     def __init__(self, model: str, providers: list[str], max_batch: int, scenes: dict[int, dict[str, Any]],
-                 iou: float, views: int = 1) -> None:
+                 iou: float) -> None:
         from shipdet.inference.engine import Engine
 
         # One actor per CPU is Ray's unit of parallelism: each engine single-threaded, or actors would fight.
@@ -41,7 +41,8 @@ class WindowScorer:
         self.scenes = scenes
         self.open: dict[int, Any] = {}
         self.iou = iou
-        self.viewed = in_views(self.engine, views)
+        counts = {int(spec["views"]) for spec in scenes.values()}
+        self.viewed = {count: in_views(self.engine, count) for count in counts}
 
     def _scene(self, index: int) -> Any:
         if index not in self.open:
@@ -59,13 +60,13 @@ class WindowScorer:
         with_data = [i for i, p in enumerate(pixels) if p is not None]  # windows of nodata only are not scored
         results = [Detections.empty(oriented=self.engine.info.task == "obb", class_names=self.engine.info.names)
                    for _ in pixels]
-        by_scale: dict[tuple[float, float], list[int]] = defaultdict(list)  # a batch may mix scenes' scales
+        by_scale: dict[tuple[float, float, int], list[int]] = defaultdict(list)  # a batch may mix scenes' scales
         for i in with_data:
             spec = self.scenes[int(batch["scene"][i])]
-            by_scale[(float(spec["factor"]), float(spec["conf"]))].append(i)
-        for (factor, conf), indices in by_scale.items():
-            found = detect_resampled(self.viewed, [pixels[i] for i in indices if pixels[i] is not None], factor,
-                                     conf, self.iou)
+            by_scale[(float(spec["factor"]), float(spec["conf"]), int(spec["views"]))].append(i)
+        for (factor, conf, views), indices in by_scale.items():
+            found = detect_resampled(self.viewed[views], [pixels[i] for i in indices if pixels[i] is not None],
+                                     factor, conf, self.iou)
             for i, dets in zip(indices, found, strict=True):
                 results[i] = dets
         out: dict[str, list[Any]] = defaultdict(list)
@@ -104,7 +105,9 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             continue
         opened[index] = scene
         scales[index] = scene_factor(run.engine, scene, run.params)
-        specs[index] = {"factor": scales[index][1], "conf": scoring_conf(run.engine, run.params, scales[index][1]),
+        factor = scales[index][1]
+        specs[index] = {"factor": factor, "conf": scoring_conf(run.engine, run.params, factor),
+                        "views": scoring_views(run.engine, run.params, factor),
                         "scene_id": source.scene_id,
                         "paths": [str(p) for p in source.paths],
                         "bands": [b for _, b in scene.bands] if len(source.paths) == 1 else [],
@@ -121,7 +124,7 @@ def run_on_ray(run: RescoreRun, sources: list[SceneSource], address: str | None 
             num_gpus=num_gpus, fn_constructor_kwargs={
                 "model": str(run.engine.info.path), "providers": list(providers),
                 "max_batch": run.params.max_batch, "scenes": specs,
-                "iou": scoring_iou(run.engine, run.params), "views": scoring_views(run.engine, run.params)})
+                "iou": scoring_iou(run.engine, run.params)})
         for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
             for i in range(len(batch["scene"])):
                 w = Window(*(int(v) for v in batch["window"][i]))

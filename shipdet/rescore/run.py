@@ -50,6 +50,7 @@ class RescoreRun:
         self.params = params.model_copy(update={"conf": scoring_conf(engine, params),
                                                 "conf_upsampled": scoring_conf(engine, params, math.inf),
                                                 "views": scoring_views(engine, params),
+                                                "views_upsampled": scoring_views(engine, params, math.inf),
                                                 "iou": scoring_iou(engine, params)})
         self.params_hash = self.params.digest()
         (out / "scenes").mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,8 @@ class RescoreRun:
                 "valid_wkt": valid.wkt, "valid_fraction": fraction, "n_detections": len(dets),
                 "tiles": tiles, "gsd_m": scored.gsd_m, "scale_factor": scored.factor,
                 "conf": scoring_conf(self.engine, self.params, scored.factor),
-                "views": self.params.views, "nms_iou": self.params.iou, "capped_windows": scored.capped_windows,
+                "views": scoring_views(self.engine, self.params, scored.factor), "nms_iou": self.params.iou,
+                "capped_windows": scored.capped_windows,
                 "seconds": time.perf_counter() - started, "model_sha256": sha,
                 "params_hash": self.params_hash}
         output = self.out / "scenes" / f"{source.scene_id}.parquet"

@@ -12,7 +12,7 @@ import numpy as np
 
 from shipdet.detections import Detections
 from shipdet.inference.detector import Detector
-from shipdet.inference.model import threshold_for
+from shipdet.inference.model import for_imagery
 from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.inference.views import ViewedDetector
 from shipdet.rescore.params import RescoreParams
@@ -71,15 +71,17 @@ def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor:
 def scoring_conf(engine: Detector, params: RescoreParams, factor: float = 1.0) -> float:
     """The threshold of a scene resampled by `factor`: a given one, else the model's for that scale."""
     given = params.conf if params.conf is not None else engine.info.conf_for(factor)
-    return threshold_for(factor, given, params.conf_upsampled)
+    return for_imagery(factor, given, params.conf_upsampled)
 
 
 def scoring_iou(engine: Detector, params: RescoreParams) -> float:
     return params.iou if params.iou is not None else engine.info.default_iou
 
 
-def scoring_views(engine: Detector, params: RescoreParams) -> int:
-    return params.views if params.views is not None else engine.info.default_views
+def scoring_views(engine: Detector, params: RescoreParams, factor: float = 1.0) -> int:
+    """The views of a scene resampled by `factor`: given ones, else the model's for that scale."""
+    given = params.views if params.views is not None else engine.info.views_for(factor)
+    return for_imagery(factor, given, params.views_upsampled)
 
 
 def in_views(engine: Detector, count: int) -> Detector:
@@ -94,7 +96,7 @@ def detect_scene(engine: Detector, scene: Scene, params: RescoreParams,
     each batch (progress inside a large scene)."""
     gsd, factor = scene_factor(engine, scene, params)
     windows = scene_windows(engine, scene, params, factor)
-    viewed = in_views(engine, scoring_views(engine, params))
+    viewed = in_views(engine, scoring_views(engine, params, factor))
     iou = scoring_iou(engine, params)
     conf = scoring_conf(engine, params, factor)
     reader = _read_ahead(scene, windows, params.readahead)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -84,11 +85,13 @@ def plan_windows(pixels: NDArray[np.uint8], input_size: tuple[int, int], resampl
 
 
 def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference | None, max_pixels: int,
-                 input_size: tuple[int, int], scale_range: ScaleRange | None, views: int = 1,
+                 input_size: tuple[int, int], scale_range: ScaleRange | None,
+                 view_count: Callable[[float], int],
                  max_inferences: int | None = None, first_inputs: int = 1) -> PreparedTile:
     """Decode, resample into the model's scale range where the GSD is known, plan the windows, and make the first
-    `first_inputs` model inputs (each window letterboxed in each of its `views`): a tile's CPU work before it joins
-    a batch (in a decode thread). The rest are made a batch at a time as the tile takes its turns."""
+    `first_inputs` model inputs (each window letterboxed in each of its views, `view_count` of the resampling factor):
+    a tile's CPU work before it joins a batch (in a decode thread). The rest are made a batch at a time as the tile
+    takes its turns."""
     decoded = decode_image(data, max_pixels)
     ref = given_ref or decoded.georef
     height, width = decoded.pixels.shape[:2]
@@ -112,6 +115,7 @@ def prepare_tile(data: bytes, params: DetectParameters, given_ref: GeoReference 
         pixels = resample(pixels, factor)
     windows = plan_windows(pixels, input_size, factor != 1.0, None if gsd is None else gsd / factor,
                            None if scale_range is None else scale_range.coarsest_m)
+    views = view_count(factor)
     if max_inferences is not None and len(windows) * views > max_inferences:
         raise ApiError(413, "image_too_large", f"scored in {views} views, the tile's {len(windows)} windows would "
                        f"need {len(windows) * views} model inputs, over the limit of {max_inferences}",
@@ -202,6 +206,10 @@ async def _await_in_batches(batcher: DynamicBatcher, tile: PreparedTile, pool: E
     return results
 
 
+def _always(views: int) -> Callable[[float], int]:
+    return lambda factor: views
+
+
 async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given_ref: GeoReference | None = None
                       ) -> TileResult:
     """One tile through the one request path every protocol shares: decode, resample, letterbox, batch."""
@@ -221,11 +229,13 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                                f"{svc.settings.max_views}", {"max_views": svc.settings.max_views})
             tile = await asyncio.wait_for(
                 loop.run_in_executor(svc.decode_pool, prepare_tile, data, q, given_ref, svc.settings.max_pixels,
-                                     engine.input_size, engine.info.scale_range, params.views,
+                                     engine.input_size, engine.info.scale_range,
+                                     svc.default_views if q.views is None else _always(q.views),
                                      svc.settings.max_tile_inferences, 1 + batcher.max_batch),
                 max(deadline - time.perf_counter(), 0.001))
-            if q.conf is None:  # the model's threshold for what the scale path made of the tile
-                params = replace(params, conf=svc.default_conf(tile.factor))
+            # The model's threshold and views for what the scale path made of the tile, unless the request set them.
+            params = replace(params, conf=svc.default_conf(tile.factor) if q.conf is None else params.conf,
+                             views=tile.views)
             # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
             per_view = replace(params, conf=view_conf(params.conf, params.views))
             queued = batcher.enqueue(tile.first[:1], per_view)  # the one place its capacity check held for it

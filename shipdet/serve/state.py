@@ -95,24 +95,27 @@ class ServiceState:
         """What a request gets unless it asks otherwise, as the metadata endpoints of every protocol give it."""
         upsampled = math.inf  # any factor above 1: the threshold for imagery the scale path upsamples
         return {"default_conf": self.default_conf(), "default_conf_upsampled": self.default_conf(upsampled),
-                "default_iou": self.default_iou(), "default_views": self.default_views()}
+                "default_iou": self.default_iou(), "default_views": self.default_views(),
+                "default_views_upsampled": self.default_views(upsampled)}
 
     def default_iou(self) -> float:
         """The NMS IoU a request gets unless it asks for one: the operator's setting, else the model's own."""
         return self.settings.iou if self.settings.iou is not None else self.engine_or_503().info.default_iou
 
-    def default_views(self) -> int:
-        """The views a request gets unless it asks for some: the operator's setting, else the model's own."""
-        return self.settings.views if self.settings.views is not None else self.engine_or_503().info.default_views
+    def default_views(self, factor: float = 1.0) -> int:
+        """The views a request gets unless it asks for some: the operator's setting, else the model's own for a tile
+        resampled by `factor`."""
+        return self.settings.views if self.settings.views is not None else self.engine_or_503().info.views_for(factor)
 
     def load(self) -> Engine:
         """Load and warm the model (in a worker thread at start-up)."""
         s = self.settings
         engine = Engine(s.model, providers=s.providers, max_batch=s.max_batch, threads=s.threads,
                         streams=s.streams, verify=s.verify_sha256)
-        if s.views is None and engine.info.default_views > s.max_views:
+        most = max(engine.info.default_views, engine.info.upsampled_views or 1)
+        if s.views is None and most > s.max_views:
             engine.close()
-            raise ConfigError(f"{s.model} is scored in {engine.info.default_views} views by default, over the "
+            raise ConfigError(f"{s.model} is scored in {most} views by default, over the "
                               f"limit of {s.max_views}", "set SHIPDET_SERVE_VIEWS to a number of views within it, "
                               "or raise SHIPDET_SERVE_MAX_VIEWS")
         engine.warmup()

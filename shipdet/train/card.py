@@ -90,8 +90,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- NMS IoU {card.get('default_nms_iou', 0.45)}, as served and measured, unless a request asks for "
              "another (`?iou=`, `shipdet rescore --iou`)",
              *([f"- scored in {card['default_views']} views (flips) fused, the threshold on the fused score, unless "
-                "a request asks for others (`?views=`, `shipdet rescore --views`; N views cost N inferences)"]
-               if card.get("default_views", 1) > 1 else []),
+                "a request asks for others (`?views=`, `shipdet rescore --views`; N views cost N inferences)"
+                + _upsampled_views(card)]
+               if max(card.get("default_views", 1), card.get("default_views_upsampled") or 1) > 1 else []),
              f"- parity with PyTorch: {card['parity']}"]
     stages, record = [], training
     while record.get("parent"):
@@ -140,3 +141,10 @@ def _coco_figures(evaluation: dict[str, Any]) -> str:
         return ""
     return (f" (from up to {evaluation['max_dets']} detections an image, as served; with COCO's cap of "
             f"{coco['max_dets']}: {coco['mAP50']:.3f}, {coco['mAP50-95']:.3f})")
+
+
+def _upsampled_views(card: dict[str, Any]) -> str:
+    views = card.get("default_views_upsampled")
+    if views is None or views == card.get("default_views", 1):
+        return ""
+    return f"; {views} on imagery the scale path upsamples"

@@ -151,17 +151,20 @@ def register(app: typer.Typer) -> None:
         conf_upsampled: float = typer.Option(None, help="Confidence for the images upsampled to the working scale "
                                                         "(default: the model's own if --conf is not given, else "
                                                         "--conf)."),
+        views_upsampled: int = typer.Option(None, help="Views of the images upsampled to the working scale (default: "
+                                                       "the model's own if --views is not given, else --views)."),
     ) -> None:
         """Evaluate on a YOLO-format set: mAP50/50-95, Airbus F2, P/R/F1, recall by size, count error."""
         from shipdet.inference.views import check_view_option
         from shipdet.train.evaluate import evaluate_model
 
         check_view_option(views)
+        check_view_option(views_upsampled, "--views-upsampled")
         check_nms_iou_option(nms_iou)
 
         report = evaluate_model(model, data, out, conf=conf, iou=iou, split=split, gsd_m=gsd, draw=draw, imgsz=imgsz,
                                 views=views, nms_iou=nms_iou, max_false_alarms=max_false_alarms,
-                                conf_upsampled=conf_upsampled)
+                                conf_upsampled=conf_upsampled, views_upsampled=views_upsampled)
         typer.echo(report)
 
     @app.command()
@@ -190,6 +193,8 @@ def register(app: typer.Typer) -> None:
                                                         "(coarser than the model's range, e.g. Sentinel-2), chosen "
                                                         "from `shipdet evaluate`'s figures for those images "
                                                         "(default: --conf for all imagery)."),
+        views_upsampled: int = typer.Option(None, help="The views for imagery the scale path upsamples, chosen "
+                                                       "with --conf-upsampled (default: --views for all imagery)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
@@ -205,7 +210,7 @@ def register(app: typer.Typer) -> None:
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
                             data=data, name=name, version=version, notes=notes,
                             gsd_range=scale_range, conf=conf, views=views, nms_iou=nms_iou,
-                            conf_upsampled=conf_upsampled)
+                            conf_upsampled=conf_upsampled, views_upsampled=views_upsampled)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command()

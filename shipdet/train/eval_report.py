@@ -7,7 +7,10 @@ from typing import Any
 
 
 def markdown_report(m: dict[str, Any], model: Path, data: Path, split: str) -> str:
+    upsampled = m.get("views_upsampled", m.get("views", 1))
     scored = f" Each image scored in {m['views']} views, fused." if m.get("views", 1) > 1 else ""
+    scored += (f" The images upsampled to the working scale in {upsampled} view{'s' if upsampled > 1 else ''}."
+               if upsampled != m.get("views", 1) else "")
     scored += f" NMS IoU {m['nms_iou']}." if "nms_iou" in m else ""
     served = f"{m['conf']}" + ("" if m.get("conf_upsampled") is None else
                                f" ({m['conf_upsampled']} on the images upsampled to the working scale)")

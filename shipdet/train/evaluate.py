@@ -16,7 +16,7 @@ from shipdet.datasets.writer import read_manifest
 from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
-from shipdet.inference.model import FALLBACK_CONF, FALLBACK_NMS_IOU, load_model_info
+from shipdet.inference.model import FALLBACK_CONF, FALLBACK_NMS_IOU, is_upsampled, load_model_info
 from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.metrics import (
     COCO_MAX_DETS,
@@ -192,26 +192,31 @@ def pr_curve(preds: list[Detections], truths: list[Detections], iou: float, path
 def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None, iou: float = 0.5, split: str = "val",
                    gsd_m: float | None = None, predictor: Predictor | None = None, imgsz: int = 640,
                    batch: int = 8, draw: int = 0, views: int | None = None, nms_iou: float | None = None,
-                   max_false_alarms: float | None = None, conf_upsampled: float | None = None) -> str:
+                   max_false_alarms: float | None = None, conf_upsampled: float | None = None,
+                   views_upsampled: int | None = None) -> str:
     """Evaluate `model` (.onnx via the serving engine, .pt via ultralytics) on a split; returns the Markdown.
     `conf` (P/R/F1, counts, false alarms): default, the threshold the model is served at; `views` (an .onnx
     model): the views each image is scored in, default the model's own; `nms_iou`: default the model's own (0.45
     for a .pt or a model that records none), as served. `iou` is the IoU a match needs, not NMS's;
     `max_false_alarms`: the false-alarm budget per ship-free image a threshold is sought for; `conf_upsampled`:
     the threshold of images upsampled to the working scale (default: the model's own if `conf` is not given, else
-    `conf`)."""
+    `conf`); `views_upsampled`: their views, likewise with `views`."""
     info = load_model_info(model, verify=False) if model.suffix == ".onnx" else None  # its operating point
     if conf is None and info is not None:
         conf, conf_upsampled = info.default_conf, info.upsampled_conf if conf_upsampled is None else conf_upsampled
     conf = FALLBACK_CONF if conf is None else conf
     if info is not None and views is None:
         views = info.default_views
+        views_upsampled = info.upsampled_views if views_upsampled is None else views_upsampled
     if nms_iou is None:
         nms_iou = info.default_iou if info is not None else FALLBACK_NMS_IOU
     images = split_images(data, split)
     names = {int(k): str(v) for k, v in (yaml.safe_load(data.read_text())["names"]).items()}
     predict = predictor or (onnx_predictor(model, views=views, nms_iou=nms_iou) if info is not None
                             else torch_predictor(model, imgsz, iou=nms_iou))
+    predict_upsampled = predict
+    if predictor is None and info is not None and views_upsampled not in (None, views):
+        predict_upsampled = onnx_predictor(model, views=views_upsampled, nms_iou=nms_iou)
     preds: list[Detections] = []
     truths: list[Detections] = []
     shown: list[NDArray[np.uint8]] = []
@@ -222,7 +227,7 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     for start in range(0, len(images), batch):
         pixels = [read_rgb8(p) for p in images[start:start + batch]]
         shown += [im for k, im in enumerate(pixels, start) if k in wanted]
-        preds += predict(pixels)
+        preds += _predict_by_scale(pixels, scales[start:start + batch], predict, predict_upsampled)
         sizes += [(im.shape[1], im.shape[0]) for im in pixels]
         truths += [load_truth(p, im.shape[1], im.shape[0], names) for p, im in
                    zip(images[start:start + batch], pixels, strict=True)]
@@ -238,6 +243,7 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
         metrics["nms_iou"] = nms_iou
         if views is not None:
             metrics["views"] = views
+            metrics["views_upsampled"] = views if views_upsampled is None else views_upsampled
     out.mkdir(parents=True, exist_ok=True)
     metrics["best_f1"] = pr_curve(preds, truths, iou, out / "pr_curve.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -250,6 +256,19 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
         report += "\n![detections (green: truth, orange: model)](examples.png)\n"
     (out / "report.md").write_text(report)
     return report
+
+
+def _predict_by_scale(pixels: list[NDArray[np.uint8]], scales: Sequence[float], native: Predictor,
+                      upsampled: Predictor) -> list[Detections]:
+    """Each image scored as served: those its set upsampled to the working scale in the views for them."""
+    if upsampled is native:
+        return native(pixels)
+    found: dict[int, Detections] = {}
+    for predict, wanted in ((native, False), (upsampled, True)):
+        indices = [i for i, scale in enumerate(scales) if is_upsampled(scale) == wanted]
+        if indices:
+            found.update(zip(indices, predict([pixels[i] for i in indices]), strict=True))
+    return [found[i] for i in range(len(pixels))]
 
 
 def _examples(images: Sequence[Path], sources: list[str], count: int) -> list[int]:

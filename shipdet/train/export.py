@@ -21,6 +21,7 @@ from shipdet.inference.model import (
     FALLBACK_NMS_IOU,
     NMS_IOU_METADATA_KEY,
     VIEWS_METADATA_KEY,
+    VIEWS_UPSAMPLED_METADATA_KEY,
     file_sha256,
 )
 from shipdet.inference.views import check_view_option
@@ -112,14 +113,15 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
                  version: str | None = None, notes: Path | None = None,
                  gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1,
-                 nms_iou: float | None = None, conf_upsampled: float | None = None) -> dict[str, Any]:
+                 nms_iou: float | None = None, conf_upsampled: float | None = None,
+                 views_upsampled: int | None = None) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
     default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
     at by default (none recorded: 0.25); `views`: the views each tile is scored in and fused, by default
     (`shipdet.inference.views`; `conf` is then a threshold on the fused score); `nms_iou`: the NMS IoU it is
     served and measured at (none recorded: 0.45); `conf_upsampled`: the threshold for imagery the scale path
     upsamples (coarser than the range), chosen from `shipdet evaluate`'s operating points of those images (none
-    recorded: `conf` for all imagery)."""
+    recorded: `conf` for all imagery); `views_upsampled`: the views for that imagery (none recorded: `views`)."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -134,6 +136,7 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
     if nms_iou is not None and not 0.0 < nms_iou < 1.0:
         raise ShipdetError(f"--nms-iou {nms_iou} is not an IoU in (0, 1)", "e.g. --nms-iou 0.45")
     check_view_option(views)
+    check_view_option(views_upsampled, "--views-upsampled")
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
     model = YOLO(str(weights))
@@ -159,6 +162,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         extra[CONF_UPSAMPLED_METADATA_KEY] = repr(float(conf_upsampled))
     if views != 1:
         extra[VIEWS_METADATA_KEY] = str(views)
+    if views_upsampled is not None and views_upsampled != views:
+        extra[VIEWS_UPSAMPLED_METADATA_KEY] = str(views_upsampled)
     if nms_iou is not None:
         extra[NMS_IOU_METADATA_KEY] = repr(float(nms_iou))
     _add_metadata(target, extra)
@@ -175,7 +180,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                                                                               scale_range.coarsest_m],
                             "default_conf": FALLBACK_CONF if conf is None else float(conf), "default_views": views,
                             "default_nms_iou": FALLBACK_NMS_IOU if nms_iou is None else float(nms_iou),
-                            "default_conf_upsampled": None if conf_upsampled is None else float(conf_upsampled)}
+                            "default_conf_upsampled": None if conf_upsampled is None else float(conf_upsampled),
+                            "default_views_upsampled": views if views_upsampled is None else views_upsampled}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.inference.model import is_upsampled, threshold_for
+from shipdet.inference.model import for_imagery, is_upsampled
 from shipdet.metrics import CountsAtThreshold, false_alarms, lowest_conf_within_false_alarms, match_at
 
 
 def served_thresholds(scales: Sequence[float], conf: float, conf_upsampled: float | None) -> list[float]:
     """Each image's threshold as the service would serve it: `conf_upsampled` where the image was upsampled."""
-    return [threshold_for(s, conf, conf_upsampled) for s in scales]
+    return [for_imagery(s, conf, conf_upsampled) for s in scales]
 
 
 def above(preds: Sequence[Detections], thresholds: Sequence[float]) -> list[Detections]:

@@ -42,7 +42,7 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
                     nms_iou: float | None = None) -> list[dict[str, Any]]:
     """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts.
     `conf`, `views`, `nms_iou`: default, the model's operating point (as `shipdet rescore` scores: a factor above 1
-    at the model's threshold for upsampled imagery where it records one)."""
+    at the model's threshold and views for upsampled imagery where it records them)."""
     from shipdet.inference.engine import Engine
     from shipdet.rescore.params import RescoreParams
     from shipdet.rescore.scene import open_scene
@@ -50,14 +50,14 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     from shipdet.rescore.sources import resolve_sources
 
     engine = Engine(model, providers=["cpu"])
-    views = engine.info.default_views if views is None else views
     nms_iou = engine.info.default_iou if nms_iou is None else nms_iou
     sources = resolve_sources([str(d) for d in scene_dirs])
     truths = [scene_truth(annotations, s.scene_id) for s in sources]
     rows = []
     for factor in factors:
         scored_conf = engine.info.conf_for(factor) if conf is None else conf
-        params = RescoreParams(conf=scored_conf, iou=nms_iou, overlap=overlap, scale=factor, views=views)
+        scored_views = engine.info.views_for(factor) if views is None else views
+        params = RescoreParams(conf=scored_conf, iou=nms_iou, overlap=overlap, scale=factor, views=scored_views)
         preds, tiles = [], 0
         for source in sources:
             scene = open_scene(source)
@@ -69,8 +69,8 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
             tiles += scored.tiles
         counts, found = match_at(preds, truths, scored_conf, iou)
         small = [b for b in recall_by_size(truths, found, [0, SMALL_NATIVE_PX]) if b["to"] == SMALL_NATIVE_PX]
-        rows.append({"factor": factor, "conf": scored_conf, "views": views, "nms_iou": nms_iou, "scenes": len(sources),
-                     "ships": int(sum(len(t) for t in truths)), "tiles": tiles,
+        rows.append({"factor": factor, "conf": scored_conf, "views": scored_views, "nms_iou": nms_iou,
+                     "scenes": len(sources), "ships": int(sum(len(t) for t in truths)), "tiles": tiles,
                      "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
                      "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
                      "recall_ci95": recall_interval(counts.tp, counts.tp + counts.fn),
@@ -95,14 +95,15 @@ def recall_interval(found: int, ships: int) -> tuple[float, float] | None:
 
 def scenes_markdown(rows: list[dict[str, Any]], model: Path, iou: float) -> str:
     scenes = ", ".join(rows[0]["per_scene_recall"]) if rows else ""
-    views = f", {rows[0]['views']} views fused" if rows and rows[0].get("views", 1) > 1 else ""
-    views += f", NMS IoU {rows[0]['nms_iou']}" if rows and "nms_iou" in rows[0] else ""
+    nms = f", NMS IoU {rows[0]['nms_iou']}" if rows and "nms_iou" in rows[0] else ""
     lines = [f"# Whole scenes through the scale path: `{model.name}`", "",
-             f"Scenes: {scenes}; {rows[0]['ships'] if rows else 0} ships{views}, match IoU {iou}.", "",
-             "| factor | GSD scored (10 m scenes) | conf | tiles | P | R | found (R, 95 % interval) | F1 "
+             f"Scenes: {scenes}; {rows[0]['ships'] if rows else 0} ships{nms}, match IoU {iou}; each window scored "
+             "in the views given, fused.", "",
+             "| factor | GSD scored (10 m scenes) | conf | views | tiles | P | R | found (R, 95 % interval) | F1 "
              "| R < 16 native px (ships) |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['factor']:g} | {10 / r['factor']:.2f} m | {r['conf']:g} | {r['tiles']} | {r['precision']:.3f} | "
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['factor']:g} | {10 / r['factor']:.2f} m | {r['conf']:g} | {r.get('views', 1)} | {r['tiles']} | "
+              f"{r['precision']:.3f} | "
               f"{r['recall']:.3f} | {_found(r)} | {r['f1']:.3f} | {r['small_recall']:.2f} ({r['small_ships']}) |"
               for r in rows]
     return "\n".join([*lines, ""])

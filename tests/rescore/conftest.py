@@ -12,7 +12,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from shipdet.detections import Detections
-from shipdet.inference.model import threshold_for
+from shipdet.inference.model import for_imagery
 from shipdet.scale import ScaleRange
 from tests.conftest import write_geotiff
 
@@ -32,9 +32,13 @@ class _Info:
     default_views = 1
     default_iou = 0.45
     upsampled_conf: float | None = None  # as ModelInfo: the threshold for imagery the scale path upsampled
+    upsampled_views: int | None = None  # and its views
 
     def conf_for(self, factor: float) -> float:
-        return threshold_for(factor, self.default_conf, self.upsampled_conf)
+        return for_imagery(factor, self.default_conf, self.upsampled_conf)
+
+    def views_for(self, factor: float) -> int:
+        return for_imagery(factor, self.default_views, self.upsampled_views)
 
 
 class ThresholdEngine:

@@ -74,12 +74,16 @@ def test_one_view_keeps_the_key_runs_had_before_views_existed(tmp_path: Path) ->
     import hashlib
     import json
 
-    # the fields runs had then: no views, no threshold of its own for upsampled scenes
+    # the fields runs had then: no views, no threshold or views of their own for upsampled scenes
     before = RescoreParams(conf=0.3, iou=0.45).model_dump(exclude={"max_batch", "readahead", "views",
-                                                                   "conf_upsampled"})
+                                                                   "conf_upsampled", "views_upsampled"})
     key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert RescoreParams(conf=0.3, iou=0.45, views=1).digest() == RescoreParams(conf=0.3, iou=0.45).digest() == key
+    assert RescoreParams(conf=0.3, iou=0.45, views=1, views_upsampled=1).digest() == key
     assert RescoreParams(conf=0.3, iou=0.45, views=2).digest() != key
+    two = RescoreParams(conf=0.3, iou=0.45, views=2).digest()
+    assert RescoreParams(conf=0.3, iou=0.45, views=2, views_upsampled=2).digest() == two  # the same views for all
+    assert RescoreParams(conf=0.3, iou=0.45, views=4, views_upsampled=2).digest() not in (key, two)
     # A model that records no NMS IoU resolves to the 0.45 every run used before it was recorded: same key.
     engine = ConfRecordingEngine()
     assert RescoreRun(tmp_path, engine, RescoreParams(conf=0.3)).params_hash == key

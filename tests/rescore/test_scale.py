@@ -1,6 +1,7 @@
 """The scale path: a scene of known GSD is resampled into the model's scale range before tiling, and its boxes
 are mapped back, so one ground truth seen at two GSDs gives the same ships in metres."""
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -146,3 +147,61 @@ def test_an_upsampled_scene_is_scored_at_the_model_threshold_for_upsampled_image
     assert one.params_hash != run.params_hash
     assert run.params_hash == RescoreRun(tmp_path / "same", ThresholdRecordingEngine(), RescoreParams(
         tile=128, overlap=32, conf=0.25, conf_upsampled=0.6)).params_hash
+
+
+class _TwoViewCountsInfo(_ScaledInfo):
+    default_views = 4
+    upsampled_views = 1
+
+
+class ImageCountingEngine(SmallShipBlindEngine):
+    info = _TwoViewCountsInfo()
+
+    def __init__(self) -> None:
+        self.images = 0
+
+    def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
+        self.images += len(images)
+        return super().detect(images, conf, iou)
+
+
+def test_an_upsampled_scene_is_scored_in_the_model_s_views_for_upsampled_imagery(two_gsds: Path,
+                                                                                  tmp_path: Path) -> None:
+    engine = ImageCountingEngine()
+    run = RescoreRun(tmp_path / "own", engine, RescoreParams(tile=128, overlap=32))
+    run.run(resolve_sources([str(two_gsds)]))
+    scenes = pd.read_csv(tmp_path / "own" / "scenes.csv").set_index("scene_id")
+    assert (scenes.loc["fine_2024-05-01", "views"], scenes.loc["coarse_2024-05-01", "views"]) == (4, 1)
+    manifest = [json.loads(line) for line in (tmp_path / "own" / "manifest.jsonl").read_text().splitlines()]
+    windows = {r["scene_id"]: r["tiles"] for r in manifest}
+    fine, coarse = windows["fine_2024-05-01"], windows["coarse_2024-05-01"]
+    assert engine.images == 4 * fine + coarse  # each window once in each of its scene's views
+    asked = ImageCountingEngine()  # views given are every scene's
+    RescoreRun(tmp_path / "asked", asked, RescoreParams(tile=128, overlap=32, views=2)).run(
+        resolve_sources([str(two_gsds)]))
+    assert asked.images == 2 * (fine + coarse)
+
+
+def test_ray_scores_each_scene_in_its_views_as_the_local_backend_does(two_gsds: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from shipdet.inference.engine import Engine
+    from shipdet.inference.model import VIEWS_METADATA_KEY, VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.rescore.ray_backend import run_on_ray
+    from shipdet.scale import METADATA_KEY
+    from tests.fake_model import detect_model
+
+    # The fake model's boxes sit at fixed places of each window: in 2 views they come back mirrored, halved.
+    model = detect_model(tmp_path / "split.onnx", {VIEWS_METADATA_KEY: "2", VIEWS_UPSAMPLED_METADATA_KEY: "1",
+                                                  METADATA_KEY: ScaleRange(1.5, 2.5).to_metadata()})
+    engine = Engine(model, providers=["cpu"])
+    params = RescoreParams(overlap=16, max_batch=4, conf=0.3)
+    sources = resolve_sources([str(two_gsds)])
+    RescoreRun(tmp_path / "local", engine, params).run(sources)
+    assert run_on_ray(RescoreRun(tmp_path / "ray", engine, params), sources, actors=1, providers=("cpu",))["done"] == 2
+    key = ["scene_id", "det_id"]
+    local, ray = (gpd.read_parquet(tmp_path / out / "detections.parquet").sort_values(key).reset_index(drop=True)
+                  for out in ("local", "ray"))
+    scores = local.groupby("scene_id").score.max()
+    assert scores["fine_2024-05-01"] == pytest.approx(0.45) and scores["coarse_2024-05-01"] == pytest.approx(0.9)
+    pd.testing.assert_frame_equal(local.drop(columns="geometry"), ray.drop(columns="geometry"), check_exact=False,
+                                  rtol=1e-5)

@@ -130,3 +130,38 @@ def test_a_tile_needing_more_model_inputs_than_allowed_is_refused_before_any_is_
         eight = httpx.post(server.url + "/v1/detect", params={"gsd": 4.0, "views": 8}, **tile)  # 9 x 8 = 72
         assert eight.status_code == 413 and eight.json()["error"]["code"] == "image_too_large"
         assert "72 model inputs, over the limit of 40" in eight.json()["error"]["message"]
+
+
+def test_a_tile_the_scale_path_upsamples_is_scored_in_the_model_s_views_for_upsampled_imagery(tmp_path: Path) -> None:
+    from shipdet.inference.model import VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.scale import METADATA_KEY, ScaleRange
+
+    model = detect_model(tmp_path / "split.onnx", {VIEWS_METADATA_KEY: "4", VIEWS_UPSAMPLED_METADATA_KEY: "1",
+                                                  METADATA_KEY: ScaleRange(1.0, 2.0).to_metadata()})
+    coarse = {"content": png(32, 32, 0), "headers": {"content-type": "image/png"}, "timeout": 30}
+    with live_server(model, max_views=4) as server:
+        posted = detect(server, conf=0.2).json()  # no GSD: scored as posted, in the model's 4 views
+        assert posted["thresholds"]["views"] == 4 and len(posted["detections"]) == 4
+        upsampled = httpx.post(server.url + "/v1/detect", params={"gsd": 4.0, "conf": 0.2}, **coarse).json()
+        assert upsampled["scale"]["factor"] == 2.0 and upsampled["thresholds"]["views"] == 1
+        asked = httpx.post(server.url + "/v1/detect", params={"gsd": 4.0, "conf": 0.2, "views": 2}, **coarse).json()
+        assert asked["thresholds"]["views"] == 2  # views a request asks for are every tile's
+        name = httpx.get(server.url + "/v1/models", timeout=10).json()["models"][0]
+        v2 = httpx.get(server.url + "/v2/models/" + name["name"], timeout=10).json()["parameters"]
+        assert (name["default_views"], name["default_views_upsampled"]) == (4, 1)
+        assert (v2["default_views"], v2["default_views_upsampled"]) == (4, 1)
+    with live_server(model, max_views=4, views=2) as server:  # the operator's views are every tile's
+        upsampled = httpx.post(server.url + "/v1/detect", params={"gsd": 4.0, "conf": 0.2}, **coarse).json()
+        assert upsampled["thresholds"]["views"] == 2
+
+
+def test_a_model_scored_in_more_views_than_the_service_allows_on_any_imagery_is_refused_at_load(
+        tmp_path: Path) -> None:
+    from shipdet.inference.model import VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.serve.state import ServiceState
+
+    model = detect_model(tmp_path / "many.onnx", {VIEWS_METADATA_KEY: "1", VIEWS_UPSAMPLED_METADATA_KEY: "8"})
+    with pytest.raises(ConfigError, match="scored in 8 views by default, over the limit of 4"):
+        ServiceState(ServeSettings(model=model, max_views=4)).load()
+    with pytest.raises(ModelLoadError, match=VIEWS_UPSAMPLED_METADATA_KEY):
+        load_model_info(detect_model(tmp_path / "bad.onnx", {VIEWS_UPSAMPLED_METADATA_KEY: "3"}))

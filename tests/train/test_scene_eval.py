@@ -9,7 +9,13 @@ import pytest
 from affine import Affine
 
 from shipdet.errors import DatasetFormatError
-from shipdet.inference.model import CONF_METADATA_KEY, CONF_UPSAMPLED_METADATA_KEY, NMS_IOU_METADATA_KEY
+from shipdet.inference.model import (
+    CONF_METADATA_KEY,
+    CONF_UPSAMPLED_METADATA_KEY,
+    NMS_IOU_METADATA_KEY,
+    VIEWS_METADATA_KEY,
+    VIEWS_UPSAMPLED_METADATA_KEY,
+)
 from shipdet.train.scene_eval import evaluate_scenes, scenes_markdown
 from tests.conftest import write_geotiff
 from tests.fake_model import detect_model
@@ -44,7 +50,7 @@ def test_scenes_are_measured_at_the_model_threshold_unless_told(port: tuple[Path
     assert asked[0]["conf"] == 0.25 and (asked[0]["tp"], asked[0]["fp"], asked[0]["recall"]) == (2, 0, 1.0)
     assert own[0]["per_scene_recall"] == {"porta_rgb": 0.5} and own[0]["tiles"] == 1
     assert "2 ships, NMS IoU 0.45, match IoU 0.3" in scenes_markdown(own, model, 0.3)
-    assert "| 1 | 10.00 m | 0.7 | 1 |" in scenes_markdown(own, model, 0.3)  # factor, GSD scored, conf, tiles
+    assert "| 1 | 10.00 m | 0.7 | 1 | 1 |" in scenes_markdown(own, model, 0.3)  # factor, GSD, conf, views, tiles
     assert "| 1 of 2 (0.09-0.91) |" in scenes_markdown(own, model, 0.3)  # Wilson: 0.5 -+ 0.41 for two ships
 
 
@@ -55,6 +61,15 @@ def test_upsampled_scenes_are_measured_at_the_model_threshold_for_them(port: tup
     rows = evaluate_scenes(model, annotations, [scene], [1.0, 2.0])
     assert [r["conf"] for r in rows] == [0.7, 0.25]  # as `shipdet rescore` scores a scene it upsamples
     assert [r["conf"] for r in evaluate_scenes(model, annotations, [scene], [1.0, 2.0], conf=0.5)] == [0.5, 0.5]
+
+
+def test_upsampled_scenes_are_measured_in_the_model_views_for_them(port: tuple[Path, Path], tmp_path: Path) -> None:
+    scene, annotations = port
+    model = detect_model(tmp_path / "views.onnx", {VIEWS_METADATA_KEY: "2", VIEWS_UPSAMPLED_METADATA_KEY: "1"})
+    rows = evaluate_scenes(model, annotations, [scene], [1.0, 2.0], conf=0.25)
+    assert [r["views"] for r in rows] == [2, 1]  # as `shipdet rescore` scores a scene it upsamples
+    assert "| 2 | 5.00 m | 0.25 | 1 |" in scenes_markdown(rows, model, 0.3)
+    assert [r["views"] for r in evaluate_scenes(model, annotations, [scene], [1.0, 2.0], views=4)] == [4, 4]
 
 
 def test_scenes_are_measured_at_the_model_nms_iou_unless_told(port: tuple[Path, Path], tmp_path: Path) -> None:
