@@ -21,19 +21,26 @@ def _tiles(data: Path, split: str, count: int) -> list[np.ndarray]:
     return [read_rgb8(p) for p in images[::step][:count]]
 
 
-def _bare_throughput(model: Path, batch: np.ndarray, repeats: int = 5) -> float:
-    """Inference only, in the layout the engine runs it here (on a CPU: single-threaded streams side by side)."""
+def bare_throughputs(models: list[Path], batch: np.ndarray, repeats: int = 7) -> list[float]:
+    """Inference only, in the layout the engine runs it here (on a CPU: single-threaded streams side by side), in
+    tiles a second for each model: timed in turns, one call of each per round, so that load which comes and goes on
+    a shared machine falls on all of them alike (medians)."""
     from shipdet.inference.engine import Engine
 
-    engine = Engine(model, providers=["cpu"], verify=False)
-    engine.infer(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        engine.infer(batch)
-        times.append(time.perf_counter() - start)
-    engine.close()
-    return len(batch) / statistics.median(times)
+    engines = [Engine(model, providers=["cpu"], verify=False) for model in models]
+    times: list[list[float]] = [[] for _ in engines]
+    try:
+        for engine in engines:
+            engine.infer(batch)
+        for _ in range(repeats):
+            for engine, seconds in zip(engines, times, strict=True):
+                start = time.perf_counter()
+                engine.infer(batch)
+                seconds.append(time.perf_counter() - start)
+    finally:
+        for engine in engines:
+            engine.close()
+    return [len(batch) / statistics.median(seconds) for seconds in times]
 
 
 def quantize_int8(fp32: Path, data: Path | None, imgsz: int, calibration_tiles: int = 64) -> dict[str, Any]:
@@ -65,7 +72,7 @@ def quantize_int8(fp32: Path, data: Path | None, imgsz: int, calibration_tiles: 
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
     prepared.unlink(missing_ok=True)
     batch = np.concatenate([engine.preprocess([t])[0] for t in _tiles(data, "val", 8)])
-    fp32_tps, int8_tps = _bare_throughput(fp32, batch), _bare_throughput(int8, batch)
+    fp32_tps, int8_tps = bare_throughputs([fp32, int8], batch)
     from shipdet.train.evaluate import evaluate_model, onnx_predictor
 
     work = fp32.parent.parent / "work"  # keep evaluation files out of weights/ when a work folder exists
