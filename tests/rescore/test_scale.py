@@ -119,33 +119,39 @@ class _TwoThresholdInfo(_ScaledInfo):
     upsampled_conf = 0.6
 
 
-class ThresholdRecordingEngine(SmallShipBlindEngine):
-    info = _TwoThresholdInfo()
+class RecordingEngine(SmallShipBlindEngine):
+    """Records the thresholds it is asked for and the images it is shown (each view of a window is one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, info: _ScaledInfo) -> None:
+        self.info = info
         self.seen: set[float] = set()
+        self.images = 0
 
     def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
         self.seen.add(conf)
+        self.images += len(images)
         return super().detect(images, conf, iou)
+
+
+def rescored(engine: RecordingEngine, archive: Path, out: Path, **params: float) -> tuple[RescoreRun, pd.DataFrame]:
+    """Both scenes re-scored by `engine` with 128 px windows: the run and its scenes table."""
+    run = RescoreRun(out, engine, RescoreParams(tile=128, overlap=32, **params))
+    run.run(resolve_sources([str(archive)]))
+    return run, pd.read_csv(out / "scenes.csv").set_index("scene_id")
 
 
 def test_an_upsampled_scene_is_scored_at_the_model_threshold_for_upsampled_imagery(two_gsds: Path,
                                                                                      tmp_path: Path) -> None:
-    engine = ThresholdRecordingEngine()
-    run = RescoreRun(tmp_path / "own", engine, RescoreParams(tile=128, overlap=32))
-    run.run(resolve_sources([str(two_gsds)]))
-    scenes = pd.read_csv(tmp_path / "own" / "scenes.csv").set_index("scene_id")
+    engine = RecordingEngine(_TwoThresholdInfo())
+    run, scenes = rescored(engine, two_gsds, tmp_path / "own")
     assert scenes.loc["fine_2024-05-01", "conf"] == 0.25 and scenes.loc["coarse_2024-05-01", "conf"] == 0.6
     assert engine.seen == {0.25, 0.6}
     # An explicit threshold is every scene's; the key says which thresholds a scene was scored at.
-    asked = ThresholdRecordingEngine()
-    one = RescoreRun(tmp_path / "asked", asked, RescoreParams(tile=128, overlap=32, conf=0.25))
-    one.run(resolve_sources([str(two_gsds)]))
-    assert asked.seen == {0.25}
-    assert (pd.read_csv(tmp_path / "asked" / "scenes.csv")["conf"] == 0.25).all()
+    asked = RecordingEngine(_TwoThresholdInfo())
+    one, scenes = rescored(asked, two_gsds, tmp_path / "asked", conf=0.25)
+    assert asked.seen == {0.25} and (scenes["conf"] == 0.25).all()
     assert one.params_hash != run.params_hash
-    assert run.params_hash == RescoreRun(tmp_path / "same", ThresholdRecordingEngine(), RescoreParams(
+    assert run.params_hash == RescoreRun(tmp_path / "same", RecordingEngine(_TwoThresholdInfo()), RescoreParams(
         tile=128, overlap=32, conf=0.25, conf_upsampled=0.6)).params_hash
 
 
@@ -154,31 +160,17 @@ class _TwoViewCountsInfo(_ScaledInfo):
     upsampled_views = 1
 
 
-class ImageCountingEngine(SmallShipBlindEngine):
-    info = _TwoViewCountsInfo()
-
-    def __init__(self) -> None:
-        self.images = 0
-
-    def detect(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.45) -> list[Detections]:
-        self.images += len(images)
-        return super().detect(images, conf, iou)
-
-
 def test_an_upsampled_scene_is_scored_in_the_model_s_views_for_upsampled_imagery(two_gsds: Path,
                                                                                   tmp_path: Path) -> None:
-    engine = ImageCountingEngine()
-    run = RescoreRun(tmp_path / "own", engine, RescoreParams(tile=128, overlap=32))
-    run.run(resolve_sources([str(two_gsds)]))
-    scenes = pd.read_csv(tmp_path / "own" / "scenes.csv").set_index("scene_id")
+    engine = RecordingEngine(_TwoViewCountsInfo())
+    _, scenes = rescored(engine, two_gsds, tmp_path / "own")
     assert (scenes.loc["fine_2024-05-01", "views"], scenes.loc["coarse_2024-05-01", "views"]) == (4, 1)
     manifest = [json.loads(line) for line in (tmp_path / "own" / "manifest.jsonl").read_text().splitlines()]
     windows = {r["scene_id"]: r["tiles"] for r in manifest}
     fine, coarse = windows["fine_2024-05-01"], windows["coarse_2024-05-01"]
     assert engine.images == 4 * fine + coarse  # each window once in each of its scene's views
-    asked = ImageCountingEngine()  # views given are every scene's
-    RescoreRun(tmp_path / "asked", asked, RescoreParams(tile=128, overlap=32, views=2)).run(
-        resolve_sources([str(two_gsds)]))
+    asked = RecordingEngine(_TwoViewCountsInfo())  # views given are every scene's
+    rescored(asked, two_gsds, tmp_path / "asked", views=2)
     assert asked.images == 2 * (fine + coarse)
 
 
