@@ -1,6 +1,8 @@
 """A pure ASGI middleware bounding what one request can cost before any route runs: the body's size (chunked
-bodies included) and the time it may take to arrive; and a request still running when the shutdown grace ends
-gets the service's 503, not the server's plain-text 500."""
+bodies included) and the time it may take to arrive; a request still running when the shutdown grace ends
+gets the service's 503, not the server's plain-text 500; and a request answered before its body was read
+(overload, no key, wrong method) has its connection closed after the answer (RFC 9112, 9.6): the rest of that
+body would otherwise arrive where the connection's next request head is expected."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class RequestGuard:
                                  {"limit_bytes": self.max_bytes}, v2=speaks_v2(str(scope.get("path", ""))))
                 return
         received = 0
-        body_done = False
+        body_done = declared in (None, b"0") and b"transfer-encoding" not in headers  # no body to read
         loop = asyncio.get_running_loop()
         body_deadline = loop.time() + self.body_timeout_s  # the whole body, however it is trickled in
 
@@ -67,7 +69,11 @@ class RequestGuard:
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if not body_done:  # answered before its body was read: close after the answer
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                    message = {**message, "headers": [*kept, (b"connection", b"close")]}
             await send(message)
 
         try:

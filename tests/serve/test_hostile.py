@@ -110,6 +110,37 @@ def test_an_oversized_head_is_refused_and_the_server_goes_on(strict_server: Live
     assert httpx.post(strict_server.url + "/v1/detect", content=jpeg(), headers=JPEG).status_code == 200
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One response of a keep-alive connection: its head and the content-length bytes after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_request_answered_before_its_body_is_read_ends_its_connection(strict_server: LiveServer) -> None:
+    """The service answers some requests before reading their bodies (overload, wrong method, no key). On a
+    keep-alive connection the rest of such a body would arrive where the next request head is expected (a large one
+    read as an oversized head: 431 for the client's next, valid request), so the answer closes the connection."""
+    with _raw(strict_server.url) as sock:
+        sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 20000\r\n\r\n")
+        answer = _read_all(sock)  # routing alone refuses it, the body unread; returns when the server closes
+    assert answer.startswith(b"HTTP/1.1 405") and b"connection: close" in answer.lower()
+    with _raw(strict_server.url) as sock:  # a request whose body was read keeps its connection for the next
+        body = jpeg()
+        sock.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        first = _read_response(sock)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200") and b"connection: close" not in first.lower()
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+
+
 def test_overload_is_decided_before_the_body_is_read(fake_model: Path) -> None:
     with live_server(fake_model, queue_size=2, max_batch=1, max_delay_ms=0) as s:
         svc = s.app.state.service
