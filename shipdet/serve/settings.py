@@ -42,7 +42,8 @@ class ServeSettings(BaseSettings):
     verify_sha256: bool = True
     max_batch: int = Field(8, ge=1, le=256)
     max_delay_ms: float = Field(5.0, ge=0)
-    queue_size: int = Field(64, ge=1, description="Requests waiting for the model; beyond: 503.")
+    queue_size: int = Field(64, ge=1, description="Model inputs waiting for the model (each view of each window of a "
+                                                  "tile takes a place) and tiles being decoded; beyond: 503.")
     request_timeout_s: float = Field(30.0, gt=0, description="A request past this deadline gets 504.")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(25_000_000, ge=1)
