@@ -42,7 +42,7 @@ lint: $(VENV)/.dev
 	$(BIN)/hadolint Dockerfile
 
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy -p shipdet
+	$(BIN)/mypy -p shipdet -p bench
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/engine.py && $(BIN)/python bench/service.py

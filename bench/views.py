@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from bench.common import decode_all, median, publish, real_tiles, timed_interleaved
@@ -35,7 +36,7 @@ def main() -> None:
     engine = Engine(args.model, providers=["cpu"], verify=False)
     arrays = decode_all(real_tiles(args.tiles, engine.input_size[0]))
     counts = [int(v) for v in args.views.split(",")]
-    runs = timed_interleaved({str(n): (lambda n=n: detect_in_views(engine, arrays, n, conf=0.25, iou=0.45))
+    runs = timed_interleaved({str(n): partial(detect_in_views, engine, arrays, n, conf=0.25, iou=0.45)
                               for n in counts}, repeats)
     rate = {n: len(arrays) / median(runs[str(n)]) for n in counts}
     measured = dict(m.split("=", 1) for m in args.metrics)
