@@ -228,7 +228,7 @@ def test_images_the_set_upsampled_are_evaluated_in_the_model_s_views_for_them(tm
     import json
 
     from shipdet.datasets.writer import YoloSetWriter
-    from shipdet.inference.model import VIEWS_METADATA_KEY, VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.inference.operating_point import VIEWS_METADATA_KEY, VIEWS_UPSAMPLED_METADATA_KEY
     from shipdet.train.evaluate import evaluate_model
     from tests.fake_model import detect_model
 

@@ -5,7 +5,9 @@
 # NMS IoU recorded in the model, which the figures are measured at and the service and `rescore` serve.
 # CONF_UPSAMPLED (default: none, CONF for all imagery): the threshold of imagery the scale path upsamples, chosen
 # with CONF from `shipdet evaluate`'s thresholds for each domain; VIEWS_UPSAMPLED (default: none, VIEWS for all
-# imagery) the views of that imagery.
+# imagery) the views of that imagery. CONF_AT_VIEWS and CONF_UPSAMPLED_AT_VIEWS (e.g. 1=0.30,2=0.28; default none):
+# thresholds measured for other view counts, which requests asking for those views without one get (an exported
+# model takes them later with `shipdet set-thresholds`).
 # Export from the run folder (a copied best.pt loses the run record, so the card would lose the data, commit and
 # lineage), with its INT8 twin and docs/default-model/limitations.md in the card (update it first); then the
 # figures the card and docs quote: `shipdet evaluate` into docs/default-model, and whole Sentinel-2 scenes at
@@ -24,6 +26,8 @@ case "$PT" in work/runs/*/weights/*.pt) ;; *) echo "export from a run folder (wo
     --name shipdet-default --version "$VERSION" --conf "$CONF" --views "${VIEWS:-1}" --gsd-range 0.1,2.5 \
     --nms-iou "${NMS_IOU:-0.45}" ${CONF_UPSAMPLED:+--conf-upsampled "$CONF_UPSAMPLED"} \
     ${VIEWS_UPSAMPLED:+--views-upsampled "$VIEWS_UPSAMPLED"} \
+    ${CONF_AT_VIEWS:+--conf-at-views "$CONF_AT_VIEWS"} \
+    ${CONF_UPSAMPLED_AT_VIEWS:+--conf-upsampled-at-views "$CONF_UPSAMPLED_AT_VIEWS"} \
     --notes "$DOCS/limitations.md" \
     --out weights/shipdet-default.onnx
 "${SHIPDET[@]}" evaluate weights/shipdet-default.onnx "$DATA" --out "$DOCS"

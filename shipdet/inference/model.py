@@ -8,48 +8,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from shipdet.errors import ModelLoadError
+from shipdet.inference.operating_point import (
+    FALLBACK_CONF,
+    FALLBACK_NMS_IOU,
+    for_imagery,
+    is_upsampled,
+    operating_conf,
+    operating_conf_at_views,
+    operating_iou,
+    operating_upsampled_conf,
+    operating_upsampled_views,
+    operating_views,
+)
 from shipdet.scale import ScaleRange
-
-# The confidence a model is served at unless a request asks for another: chosen at export from the measured
-# operating points (`shipdet evaluate`) and recorded in the ONNX metadata; models exported before carry none.
-CONF_METADATA_KEY = "shipdet_conf"
-FALLBACK_CONF = 0.25
-# The threshold for imagery the scale path upsamples (coarser than the model's range, e.g. Sentinel-2 at 10 m):
-# there the model's scores are calibrated differently (most false alarms on the validation split fall on ship-free
-# Sentinel-2 tiles), so each domain gets the threshold that keeps its own false alarms within the target. Models
-# exported before carry none: one threshold for all imagery.
-CONF_UPSAMPLED_METADATA_KEY = "shipdet_conf_upsampled"
-
-
-def is_upsampled(factor: float) -> bool:
-    """Whether the scale path enlarged a tile or scene by `factor` before scoring (imagery coarser than the range)."""
-    return factor > 1.0
-
-
-T = TypeVar("T", float, int)
-
-
-def for_imagery(factor: float, value: T, upsampled: T | None) -> T:
-    """The part of the operating point (threshold, views) for imagery resampled by `factor`: `upsampled` where it was
-    upsampled and one is set, else `value`."""
-    return upsampled if upsampled is not None and is_upsampled(factor) else value
-
-
-# The views (flips) each tile is scored in and fused (`shipdet.inference.views`): part of the operating point, as
-# the threshold is, since fused scores are means over the views. Models exported before carry none: one view.
-VIEWS_METADATA_KEY = "shipdet_views"
-# The views for imagery the scale path upsamples: more views rank aerial imagery better, while on Sentinel-2 tiles
-# upsampled 4x (16 times the pixels already) they found no more ships. Models exported before carry none: the
-# same views for all imagery.
-VIEWS_UPSAMPLED_METADATA_KEY = "shipdet_views_upsampled"
-# The NMS IoU (and the IoU that merges boxes across window seams): part of the operating point as well, so that
-# `shipdet evaluate` measures what the service and `shipdet rescore` serve. Models exported before carry none: the
-# 0.45 both served at (evaluation used 0.6 until then).
-NMS_IOU_METADATA_KEY = "shipdet_nms_iou"
-FALLBACK_NMS_IOU = 0.45
 
 PROVIDER_NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
                   "cpu": "CPUExecutionProvider"}
@@ -70,10 +44,19 @@ class ModelInfo:
     default_iou: float = FALLBACK_NMS_IOU  # its NMS IoU unless a request asks for another
     upsampled_conf: float | None = None  # the threshold for imagery the scale path upsampled (None: default_conf)
     upsampled_views: int | None = None  # the views for imagery the scale path upsampled (None: default_views)
+    conf_at_views: dict[int, float] = field(default_factory=dict)  # thresholds measured for other view counts
+    upsampled_conf_at_views: dict[int, float] = field(default_factory=dict)  # the same, imagery upsampled
 
-    def conf_for(self, factor: float) -> float:
-        """The threshold a tile resampled by `factor` before scoring is served at (1: as posted)."""
-        return for_imagery(factor, self.default_conf, self.upsampled_conf)
+    def conf_for(self, factor: float, views: int | None = None) -> float:
+        """The threshold a tile resampled by `factor` before scoring (1: as posted) is served at, scored in `views`
+        (None: the model's own for that imagery): the one measured for those views where the model records one,
+        else its threshold for that imagery."""
+        default = for_imagery(factor, self.default_conf, self.upsampled_conf)
+        if views is None or views == self.views_for(factor):
+            return default
+        own_upsampled = self.upsampled_conf is not None or self.upsampled_views is not None
+        table = self.upsampled_conf_at_views if is_upsampled(factor) and own_upsampled else self.conf_at_views
+        return table.get(views, default)
 
     def views_for(self, factor: float) -> int:
         """The views a tile resampled by `factor` before scoring is scored in (1: as posted)."""
@@ -91,52 +74,6 @@ class ModelInfo:
     @property
     def version(self) -> str:
         return str(self.card.get("version") or self.metadata.get("shipdet_version") or self.sha256[:12])
-
-
-def _recorded_fraction(metadata: dict[str, str], key: str, fallback: float, what: str, option: str) -> float:
-    """A value in (0, 1) recorded at export (`option`), else `fallback`; anything else stops the load."""
-    raw = metadata.get(key)
-    if raw is None:
-        return fallback
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value < 1.0:
-        raise ModelLoadError(f"model metadata {key}={raw!r} is not {what} in (0, 1)",
-                             f"re-export with `shipdet export {option}` (or without {option.split()[0]})")
-    return value
-
-
-def operating_conf(metadata: dict[str, str]) -> float:
-    return _recorded_fraction(metadata, CONF_METADATA_KEY, FALLBACK_CONF, "a confidence", "--conf 0.3")
-
-
-def operating_upsampled_conf(metadata: dict[str, str]) -> float | None:
-    if CONF_UPSAMPLED_METADATA_KEY not in metadata:
-        return None
-    return _recorded_fraction(metadata, CONF_UPSAMPLED_METADATA_KEY, FALLBACK_CONF, "a confidence",
-                              "--conf-upsampled 0.3")
-
-
-def operating_iou(metadata: dict[str, str]) -> float:
-    return _recorded_fraction(metadata, NMS_IOU_METADATA_KEY, FALLBACK_NMS_IOU, "an IoU", "--nms-iou 0.45")
-
-
-def operating_views(metadata: dict[str, str], key: str = VIEWS_METADATA_KEY, option: str = "--views") -> int:
-    from shipdet.inference.views import VIEW_COUNTS
-
-    raw = metadata.get(key, "1")
-    if raw.strip() not in {str(n) for n in VIEW_COUNTS}:
-        raise ModelLoadError(f"model metadata {key}={raw!r} is not one of {VIEW_COUNTS}",
-                             f"re-export with `shipdet export {option} 4` (or without {option})")
-    return int(raw)
-
-
-def operating_upsampled_views(metadata: dict[str, str]) -> int | None:
-    if VIEWS_UPSAMPLED_METADATA_KEY not in metadata:
-        return None
-    return operating_views(metadata, VIEWS_UPSAMPLED_METADATA_KEY, "--views-upsampled")
 
 
 def file_sha256(path: Path) -> str:
@@ -189,7 +126,8 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
         raise ModelLoadError(f"{path}: task {task!r} is not a detection task", "export a detect or obb model")
     return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props),
                      operating_views(props), operating_iou(props), operating_upsampled_conf(props),
-                     operating_upsampled_views(props))
+                     operating_upsampled_views(props), operating_conf_at_views(props),
+                     operating_conf_at_views(props, upsampled=True))
 
 
 def session_options(threads: int = 0) -> Any:

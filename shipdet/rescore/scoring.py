@@ -12,7 +12,7 @@ import numpy as np
 
 from shipdet.detections import Detections
 from shipdet.inference.detector import Detector
-from shipdet.inference.model import for_imagery
+from shipdet.inference.operating_point import for_imagery
 from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.inference.views import ViewedDetector
 from shipdet.rescore.params import RescoreParams
@@ -69,8 +69,11 @@ def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor:
 
 
 def scoring_conf(engine: Detector, params: RescoreParams, factor: float = 1.0) -> float:
-    """The threshold of a scene resampled by `factor`: a given one, else the model's for that scale."""
-    given = params.conf if params.conf is not None else engine.info.conf_for(factor)
+    """The threshold of a scene resampled by `factor`: a given one, else the model's for that scale and the views
+    the scene is scored in."""
+    given = params.conf
+    if given is None:
+        given = engine.info.conf_for(factor, scoring_views(engine, params, factor))
     return for_imagery(factor, given, params.conf_upsampled)
 
 

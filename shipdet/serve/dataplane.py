@@ -234,7 +234,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                                      svc.settings.max_tile_inferences, 1 + batcher.max_batch),
                 max(deadline - time.perf_counter(), 0.001))
             # The model's threshold and views for what the scale path made of the tile, unless the request set them.
-            params = replace(params, conf=svc.default_conf(tile.factor) if q.conf is None else params.conf,
+            params = replace(params, conf=svc.default_conf(tile.factor, tile.views) if q.conf is None else params.conf,
                              views=tile.views)
             # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
             per_view = replace(params, conf=view_conf(params.conf, params.views))

@@ -86,17 +86,25 @@ class ServiceState:
         info = self.engine_or_503().info
         return {"name": info.name, "version": info.version, "sha256": info.sha256}
 
-    def default_conf(self, factor: float = 1.0) -> float:
+    def default_conf(self, factor: float = 1.0, views: int | None = None) -> float:
         """The threshold a request gets unless it asks for one: the operator's setting, else the model's own for a
-        tile resampled by `factor` (its threshold for upsampled imagery where it records one)."""
-        return self.settings.conf if self.settings.conf is not None else self.engine_or_503().info.conf_for(factor)
+        tile resampled by `factor` (its threshold for upsampled imagery where it records one) and scored in
+        `views` (its threshold measured for those views where it records one; None: the default views)."""
+        if self.settings.conf is not None:
+            return self.settings.conf
+        return self.engine_or_503().info.conf_for(factor, views if views is not None else self.default_views(factor))
 
     def operating_point(self) -> dict[str, Any]:
-        """What a request gets unless it asks otherwise, as the metadata endpoints of every protocol give it."""
+        """What a request gets unless it asks otherwise, as the metadata endpoints of every protocol give it: the
+        default threshold for each view count (keys are view counts, as strings for JSON)."""
+        from shipdet.inference.views import VIEW_COUNTS
+
         upsampled = math.inf  # any factor above 1: the threshold for imagery the scale path upsamples
         return {"default_conf": self.default_conf(), "default_conf_upsampled": self.default_conf(upsampled),
                 "default_iou": self.default_iou(), "default_views": self.default_views(),
-                "default_views_upsampled": self.default_views(upsampled)}
+                "default_views_upsampled": self.default_views(upsampled),
+                "default_conf_at_views": {str(n): self.default_conf(1.0, n) for n in VIEW_COUNTS},
+                "default_conf_upsampled_at_views": {str(n): self.default_conf(upsampled, n) for n in VIEW_COUNTS}}
 
     def default_iou(self) -> float:
         """The NMS IoU a request gets unless it asks for one: the operator's setting, else the model's own."""

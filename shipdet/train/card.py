@@ -93,6 +93,9 @@ def card_markdown(card: dict[str, Any]) -> str:
                 "a request asks for others (`?views=`, `shipdet rescore --views`; N views cost N inferences)"
                 + _upsampled_views(card)]
                if max(card.get("default_views", 1), card.get("default_views_upsampled") or 1) > 1 else []),
+             *([f"- thresholds measured for other views, which a request (or operator) asking for those views "
+                f"without a threshold gets: {_at_views(card)}"]
+               if card.get("conf_at_views") or card.get("conf_upsampled_at_views") else []),
              f"- parity with PyTorch: {card['parity']}"]
     stages, record = [], training
     while record.get("parent"):
@@ -148,3 +151,10 @@ def _upsampled_views(card: dict[str, Any]) -> str:
     if views is None or views == card.get("default_views", 1):
         return ""
     return f"; {views} on imagery the scale path upsamples"
+
+
+def _at_views(card: dict[str, Any]) -> str:
+    parts = [f"{what} " + ", ".join(f"views={views}: conf {conf:g}" for views, conf in table.items())
+             for what, table in (("as posted", card.get("conf_at_views")),
+                                 ("upsampled", card.get("conf_upsampled_at_views"))) if table]
+    return "; ".join(parts)

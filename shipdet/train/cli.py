@@ -8,6 +8,11 @@ from pathlib import Path
 import typer
 
 NMS_IOU_HELP = "NMS IoU (default: the model's own, what the service and `shipdet rescore` score with; else 0.45)."
+CONF_AT_VIEWS_HELP = ("Thresholds measured for view counts other than --views, VIEWS=CONF,... (e.g. 1=0.30,2=0.28, "
+                      "from `shipdet evaluate --views N`): a request asking for those views without a threshold "
+                      "gets them (default: the one threshold whatever the views).")
+CONF_UPSAMPLED_AT_VIEWS_HELP = ("The same for imagery the scale path upsamples, beside --conf-upsampled and "
+                                "--views-upsampled (e.g. 1=0.33,4=0.31).")
 
 
 def check_nms_iou_option(nms_iou: float | None) -> None:
@@ -195,9 +200,12 @@ def register(app: typer.Typer) -> None:
                                                         "(default: --conf for all imagery)."),
         views_upsampled: int = typer.Option(None, help="The views for imagery the scale path upsamples, chosen "
                                                        "with --conf-upsampled (default: --views for all imagery)."),
+        conf_at_views: str = typer.Option(None, help=CONF_AT_VIEWS_HELP),
+        conf_upsampled_at_views: str = typer.Option(None, help=CONF_UPSAMPLED_AT_VIEWS_HELP),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
+        from shipdet.inference.operating_point import parse_conf_at_views
         from shipdet.scale import ScaleRange
         from shipdet.train.export import export_model
 
@@ -210,8 +218,29 @@ def register(app: typer.Typer) -> None:
         card = export_model(weights, out, imgsz=imgsz, dynamic=dynamic, batch=batch, half=half, int8=int8,
                             data=data, name=name, version=version, notes=notes,
                             gsd_range=scale_range, conf=conf, views=views, nms_iou=nms_iou,
-                            conf_upsampled=conf_upsampled, views_upsampled=views_upsampled)
+                            conf_upsampled=conf_upsampled, views_upsampled=views_upsampled,
+                            conf_at_views=parse_conf_at_views(conf_at_views),
+                            conf_upsampled_at_views=parse_conf_at_views(conf_upsampled_at_views,
+                                                                        "--conf-upsampled-at-views"))
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
+
+    @app.command("set-thresholds")
+    def set_thresholds(
+        model: Path = typer.Argument(..., help="An exported model, its .card.json beside it."),
+        conf_at_views: str = typer.Option(None, help=CONF_AT_VIEWS_HELP),
+        conf_upsampled_at_views: str = typer.Option(None, help=CONF_UPSAMPLED_AT_VIEWS_HELP),
+        version: str = typer.Option(None, help="The model's new version (requests asking for other views without "
+                                               "a threshold are answered differently), default: its own."),
+    ) -> None:
+        """Record thresholds measured for other view counts in an exported model, its INT8 twin and its card (the
+        metadata only: the weights are untouched). An option left out removes what was recorded."""
+        from shipdet.inference.operating_point import parse_conf_at_views
+        from shipdet.train.thresholds import set_conf_at_views
+
+        written = set_conf_at_views(model, parse_conf_at_views(conf_at_views),
+                                    parse_conf_at_views(conf_upsampled_at_views, "--conf-upsampled-at-views"),
+                                    version)
+        typer.echo("rewrote " + ", ".join(str(p) for p in written))
 
     @app.command()
     def card(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from shipdet.datasets.writer import read_manifest
 from shipdet.detections import Detections
 from shipdet.errors import DatasetNotFoundError
 from shipdet.formats import from_yolo_lines
-from shipdet.inference.model import FALLBACK_CONF, FALLBACK_NMS_IOU, is_upsampled, load_model_info
+from shipdet.inference.model import load_model_info
+from shipdet.inference.operating_point import FALLBACK_CONF, FALLBACK_NMS_IOU, is_upsampled
 from shipdet.inference.postprocess import DEFAULT_MAX_DET
 from shipdet.metrics import (
     COCO_MAX_DETS,
@@ -200,14 +202,18 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     for a .pt or a model that records none), as served. `iou` is the IoU a match needs, not NMS's;
     `max_false_alarms`: the false-alarm budget per ship-free image a threshold is sought for; `conf_upsampled`:
     the threshold of images upsampled to the working scale (default: the model's own if `conf` is not given, else
-    `conf`); `views_upsampled`: their views, likewise with `views`."""
+    `conf`); `views_upsampled`: their views, likewise with `views`. A model's own threshold is the one it records
+    for the views scored in, where it records one."""
     info = load_model_info(model, verify=False) if model.suffix == ".onnx" else None  # its operating point
-    if conf is None and info is not None:
-        conf, conf_upsampled = info.default_conf, info.upsampled_conf if conf_upsampled is None else conf_upsampled
-    conf = FALLBACK_CONF if conf is None else conf
     if info is not None and views is None:
         views = info.default_views
         views_upsampled = info.upsampled_views if views_upsampled is None else views_upsampled
+    if conf is None and info is not None:  # the model's own thresholds for the views each domain is scored in
+        conf = info.conf_for(1.0, views)
+        if conf_upsampled is None:
+            upsampled = info.conf_for(math.inf, views_upsampled or views)
+            conf_upsampled = None if upsampled == conf else upsampled
+    conf = FALLBACK_CONF if conf is None else conf
     if nms_iou is None:
         nms_iou = info.default_iou if info is not None else FALLBACK_NMS_IOU
     images = split_images(data, split)

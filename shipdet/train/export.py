@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from shipdet.errors import ShipdetError
-from shipdet.inference.model import (
+from shipdet.inference.model import file_sha256
+from shipdet.inference.operating_point import (
     CONF_METADATA_KEY,
     CONF_UPSAMPLED_METADATA_KEY,
     FALLBACK_CONF,
@@ -22,7 +23,6 @@ from shipdet.inference.model import (
     NMS_IOU_METADATA_KEY,
     VIEWS_METADATA_KEY,
     VIEWS_UPSAMPLED_METADATA_KEY,
-    file_sha256,
 )
 from shipdet.inference.views import check_view_option
 from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
@@ -30,6 +30,7 @@ from shipdet.scale import ScaleRange
 from shipdet.train.card import write_card
 from shipdet.train.offline import ensure_offline
 from shipdet.train.records import read_run_record
+from shipdet.train.thresholds import card_entries, conf_at_views_entries, write_metadata
 
 
 class ExportParityError(ShipdetError):
@@ -96,32 +97,22 @@ def training_gsd_range(data: Path | None) -> ScaleRange | None:
     return ScaleRange(min(known), max(known)) if known else None
 
 
-def _add_metadata(path: Path, extra: dict[str, str]) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    existing = {p.key: p for p in model.metadata_props}
-    for key, value in extra.items():
-        if key in existing:
-            existing[key].value = value
-        else:
-            model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(path))
-
-
 def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynamic: bool = True, batch: int = 1,
                  half: bool = False, int8: bool = False, data: Path | None = None, name: str = "shipdet",
                  version: str | None = None, notes: Path | None = None,
                  gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1,
                  nms_iou: float | None = None, conf_upsampled: float | None = None,
-                 views_upsampled: int | None = None) -> dict[str, Any]:
+                 views_upsampled: int | None = None, conf_at_views: dict[int, float] | None = None,
+                 conf_upsampled_at_views: dict[int, float] | None = None) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
     default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
     at by default (none recorded: 0.25); `views`: the views each tile is scored in and fused, by default
     (`shipdet.inference.views`; `conf` is then a threshold on the fused score); `nms_iou`: the NMS IoU it is
     served and measured at (none recorded: 0.45); `conf_upsampled`: the threshold for imagery the scale path
     upsamples (coarser than the range), chosen from `shipdet evaluate`'s operating points of those images (none
-    recorded: `conf` for all imagery); `views_upsampled`: the views for that imagery (none recorded: `views`)."""
+    recorded: `conf` for all imagery); `views_upsampled`: the views for that imagery (none recorded: `views`);
+    `conf_at_views`, `conf_upsampled_at_views`: thresholds measured for other view counts ({views: conf}), served
+    to a request asking for those views without a threshold."""
     ensure_offline()
     import torch
     from ultralytics import YOLO
@@ -137,6 +128,10 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         raise ShipdetError(f"--nms-iou {nms_iou} is not an IoU in (0, 1)", "e.g. --nms-iou 0.45")
     check_view_option(views)
     check_view_option(views_upsampled, "--views-upsampled")
+    served_conf = FALLBACK_CONF if conf is None else conf
+    at_views = conf_at_views_entries(conf_at_views or {}, conf_upsampled_at_views or {}, views, served_conf,
+                                     views if views_upsampled is None else views_upsampled,
+                                     served_conf if conf_upsampled is None else conf_upsampled)
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
     model = YOLO(str(weights))
@@ -166,7 +161,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
         extra[VIEWS_UPSAMPLED_METADATA_KEY] = str(views_upsampled)
     if nms_iou is not None:
         extra[NMS_IOU_METADATA_KEY] = repr(float(nms_iou))
-    _add_metadata(target, extra)
+    extra.update(at_views)
+    write_metadata(target, extra)
     tiles = _sample_tiles(data, imgsz)
     for parity_conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds some
         parity = parity_check(target, weights, tiles, imgsz, conf=parity_conf)
@@ -181,7 +177,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "default_conf": FALLBACK_CONF if conf is None else float(conf), "default_views": views,
                             "default_nms_iou": FALLBACK_NMS_IOU if nms_iou is None else float(nms_iou),
                             "default_conf_upsampled": None if conf_upsampled is None else float(conf_upsampled),
-                            "default_views_upsampled": views if views_upsampled is None else views_upsampled}
+                            "default_views_upsampled": views if views_upsampled is None else views_upsampled,
+                            **card_entries(at_views)}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.inference.model import for_imagery, is_upsampled
+from shipdet.inference.operating_point import for_imagery, is_upsampled
 from shipdet.metrics import CountsAtThreshold, false_alarms, lowest_conf_within_false_alarms, match_at
 
 

@@ -55,8 +55,8 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     truths = [scene_truth(annotations, s.scene_id) for s in sources]
     rows = []
     for factor in factors:
-        scored_conf = engine.info.conf_for(factor) if conf is None else conf
         scored_views = engine.info.views_for(factor) if views is None else views
+        scored_conf = engine.info.conf_for(factor, scored_views) if conf is None else conf
         params = RescoreParams(conf=scored_conf, iou=nms_iou, overlap=overlap, scale=factor, views=scored_views)
         preds, tiles = [], 0
         for source in sources:

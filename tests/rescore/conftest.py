@@ -12,7 +12,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from shipdet.detections import Detections
-from shipdet.inference.model import for_imagery
+from shipdet.inference.operating_point import for_imagery
 from shipdet.scale import ScaleRange
 from tests.conftest import write_geotiff
 
@@ -34,7 +34,7 @@ class _Info:
     upsampled_conf: float | None = None  # as ModelInfo: the threshold for imagery the scale path upsampled
     upsampled_views: int | None = None  # and its views
 
-    def conf_for(self, factor: float) -> float:
+    def conf_for(self, factor: float, views: int | None = None) -> float:  # no thresholds recorded for other views
         return for_imagery(factor, self.default_conf, self.upsampled_conf)
 
     def views_for(self, factor: float) -> int:

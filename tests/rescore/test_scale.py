@@ -177,7 +177,7 @@ def test_an_upsampled_scene_is_scored_in_the_model_s_views_for_upsampled_imagery
 def test_ray_scores_each_scene_in_its_views_as_the_local_backend_does(two_gsds: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from shipdet.inference.engine import Engine
-    from shipdet.inference.model import VIEWS_METADATA_KEY, VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.inference.operating_point import VIEWS_METADATA_KEY, VIEWS_UPSAMPLED_METADATA_KEY
     from shipdet.rescore.ray_backend import run_on_ray
     from shipdet.scale import METADATA_KEY
     from tests.fake_model import detect_model

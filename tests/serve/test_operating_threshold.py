@@ -8,12 +8,8 @@ import httpx
 import pytest
 
 from shipdet.errors import ModelLoadError
-from shipdet.inference.model import (
-    CONF_METADATA_KEY,
-    CONF_UPSAMPLED_METADATA_KEY,
-    NMS_IOU_METADATA_KEY,
-    load_model_info,
-)
+from shipdet.inference.model import load_model_info
+from shipdet.inference.operating_point import CONF_METADATA_KEY, CONF_UPSAMPLED_METADATA_KEY, NMS_IOU_METADATA_KEY
 from shipdet.scale import METADATA_KEY as SCALE_METADATA_KEY
 from shipdet.scale import ScaleRange
 from tests.fake_model import detect_model

@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from shipdet.errors import ConfigError, ModelLoadError
-from shipdet.inference.model import VIEWS_METADATA_KEY, load_model_info
+from shipdet.inference.model import load_model_info
+from shipdet.inference.operating_point import VIEWS_METADATA_KEY
 from shipdet.serve.settings import ServeSettings
 from tests.fake_model import detect_model
 from tests.serve.conftest import LiveServer, live_server
@@ -135,7 +136,7 @@ def test_a_tile_needing_more_model_inputs_than_allowed_is_refused_before_any_is_
 
 
 def test_a_tile_the_scale_path_upsamples_is_scored_in_the_model_s_views_for_upsampled_imagery(tmp_path: Path) -> None:
-    from shipdet.inference.model import VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.inference.operating_point import VIEWS_UPSAMPLED_METADATA_KEY
     from shipdet.scale import METADATA_KEY, ScaleRange
 
     model = detect_model(tmp_path / "split.onnx", {VIEWS_METADATA_KEY: "4", VIEWS_UPSAMPLED_METADATA_KEY: "1",
@@ -159,7 +160,7 @@ def test_a_tile_the_scale_path_upsamples_is_scored_in_the_model_s_views_for_upsa
 
 def test_a_model_scored_in_more_views_than_the_service_allows_on_any_imagery_is_refused_at_load(
         tmp_path: Path) -> None:
-    from shipdet.inference.model import VIEWS_UPSAMPLED_METADATA_KEY
+    from shipdet.inference.operating_point import VIEWS_UPSAMPLED_METADATA_KEY
     from shipdet.serve.state import ServiceState
 
     model = detect_model(tmp_path / "many.onnx", {VIEWS_METADATA_KEY: "1", VIEWS_UPSAMPLED_METADATA_KEY: "8"})

@@ -9,7 +9,7 @@ import pytest
 from affine import Affine
 
 from shipdet.errors import DatasetFormatError
-from shipdet.inference.model import (
+from shipdet.inference.operating_point import (
     CONF_METADATA_KEY,
     CONF_UPSAMPLED_METADATA_KEY,
     NMS_IOU_METADATA_KEY,
