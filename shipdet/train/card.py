@@ -123,17 +123,19 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def set_measured(onnx_path: Path, measured: Path, title: str) -> None:
+def set_measured(onnx_path: Path, measured: Path, title: str, notes: Path | None = None) -> None:
     """The figures measured on an exported model (after export: they need the ONNX file) become its card's
-    Measured section, in the JSON and the Markdown alike."""
+    Measured section, in the JSON and the Markdown alike; `notes` (its limitations) replace the export's."""
     from shipdet.errors import ConfigError
 
     card_path = onnx_path.with_suffix(".card.json")
-    if not card_path.is_file() or not measured.is_file():
-        missing = card_path if not card_path.is_file() else measured
+    missing = next((p for p in (card_path, measured, notes) if p is not None and not p.is_file()), None)
+    if missing is not None:
         raise ConfigError(f"{missing} does not exist", "export the model first; --measured names a Markdown file")
     card = json.loads(card_path.read_text())
     card["measured_md"], card["measured_title"] = measured.read_text(), title
+    if notes is not None:
+        card["notes"] = notes.read_text()
     card_path.write_text(json.dumps(card, indent=2, default=str))
     onnx_path.with_suffix(".card.md").write_text(card_markdown(card))
 

@@ -247,9 +247,11 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Argument(..., help="An exported model, its .card.json beside it."),
         measured: Path = typer.Option(..., help="Markdown of the figures measured on the exported model."),
         title: str = typer.Option("on the exported model", help="What the Measured heading says (stage, date)."),
+        notes: Path = typer.Option(None, help="Markdown that replaces the card's notes (its limitations), where "
+                                              "they changed after export."),
     ) -> None:
         """Write what was measured on an exported model (evaluate, evaluate-scenes) into its card."""
         from shipdet.train.card import set_measured
 
-        set_measured(model, measured, title)
+        set_measured(model, measured, title, notes)
         typer.echo(f"card updated: {model.with_suffix('.card.md')}")

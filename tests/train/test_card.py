@@ -40,3 +40,18 @@ def test_a_card_that_does_not_exist_is_a_clear_error(tmp_path: Path) -> None:
     measured.write_text("x")
     with pytest.raises(ConfigError, match="does not exist"):
         set_measured(tmp_path / "none.onnx", measured, "t")
+
+
+def test_notes_changed_after_export_replace_the_cards(tmp_path: Path) -> None:
+    from shipdet.errors import ConfigError
+    from shipdet.train.card import set_measured
+
+    model = _card(tmp_path)
+    measured, notes = tmp_path / "measured.md", tmp_path / "limitations.md"
+    measured.write_text("| mAP50 | 0.5 |\n")
+    notes.write_text("## Limitations\n- thresholds for other views recorded\n")
+    set_measured(model, measured, "stage 7", notes)
+    md = model.with_suffix(".card.md").read_text()
+    assert "thresholds for other views recorded" in md and "few epochs" not in md
+    with pytest.raises(ConfigError, match=r"missing\.md does not exist"):
+        set_measured(model, measured, "stage 7", tmp_path / "missing.md")
