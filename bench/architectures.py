@@ -13,7 +13,8 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from bench.common import REPO, median, real_tiles, timed_interleaved, write_section
+from bench.common import REPO, median, real_tiles, write_section
+from shipdet.timing import timed_interleaved
 
 ARCHITECTURES = ("yolo11n.yaml", "yolo11s.yaml", "yolo11n-obb.yaml", "yolo11s-obb.yaml")
 

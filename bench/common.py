@@ -44,21 +44,6 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float
     return out
 
 
-def timed_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time several paths in rotation (a, b, c, a, b, c, ...) so that the machine's noise falls on all of them
-    alike: the ratios between them are what the benchmarks quote."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            out[name].append(time.perf_counter() - start)
-    return out
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

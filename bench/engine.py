@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import decode_all, median, publish, real_tiles, timed_interleaved
+from bench.common import decode_all, median, publish, real_tiles
+from shipdet.timing import timed_interleaved
 
 
 def main() -> None:

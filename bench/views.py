@@ -16,7 +16,8 @@ import json
 from functools import partial
 from pathlib import Path
 
-from bench.common import decode_all, median, publish, real_tiles, timed_interleaved
+from bench.common import decode_all, median, publish, real_tiles
+from shipdet.timing import timed_interleaved
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +26,15 @@ def bare_throughputs(models: list[Path], batch: np.ndarray, repeats: int = 7) ->
     tiles a second for each model: timed in turns, one call of each per round, so that load which comes and goes on
     a shared machine falls on all of them alike (medians)."""
     from shipdet.inference.engine import Engine
+    from shipdet.timing import timed_interleaved
 
     engines = [Engine(model, providers=["cpu"], verify=False) for model in models]
-    times: list[list[float]] = [[] for _ in engines]
     try:
-        for engine in engines:
-            engine.infer(batch)
-        for _ in range(repeats):
-            for engine, seconds in zip(engines, times, strict=True):
-                start = time.perf_counter()
-                engine.infer(batch)
-                seconds.append(time.perf_counter() - start)
+        times = timed_interleaved({str(i): partial(e.infer, batch) for i, e in enumerate(engines)}, repeats)
     finally:
         for engine in engines:
             engine.close()
-    return [len(batch) / statistics.median(seconds) for seconds in times]
+    return [len(batch) / statistics.median(times[str(i)]) for i in range(len(engines))]
 
 
 def quantize_int8(fp32: Path, data: Path | None, imgsz: int, calibration_tiles: int = 64) -> dict[str, Any]:
