@@ -25,7 +25,10 @@ class RescoreParams(BaseSettings):
     conf_upsampled: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
     iou: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)  # NMS and seam IoU; None: the model's
     tile: int = Field(0, ge=0, le=8192)  # 0: the model's input size
-    overlap: int = Field(64, ge=0, le=4096)
+    # Pixels neighbouring windows share, as the model sees them (after resampling): the Sentinel-2 training tiles'
+    # 128. At 64, ships longer than the overlap were cut at seams: over the nine ports at x4, 113 of 203 found
+    # against 123 at 128 (96: 120, 160: 124, 192: 120, with more false alarms; docs/default-model/stages.md).
+    overlap: int = Field(128, ge=0, le=4096)
     grid: Literal["even", "stride"] = "even"  # window placement (shipdet.tiling); stride: SAHI's slices
     cloud_band: int | None = None
     crs: str | None = None   # CRS of scenes placed by a world file without a .prj (e.g. EPSG:32633)

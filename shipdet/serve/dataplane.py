@@ -26,7 +26,7 @@ from shipdet.serve.params import DetectParameters
 from shipdet.serve.state import ServiceState
 from shipdet.tiling import Window, merge_windows, tile_windows
 
-SEAM_OVERLAP = 64  # pixels shared by neighbouring windows of a resampled tile
+SEAM_OVERLAP = 128  # pixels shared by neighbouring windows of a resampled tile: as `shipdet rescore`'s (why: there)
 
 
 @dataclass

@@ -56,11 +56,12 @@ class ServeSettings(BaseSettings):
                                                                "unset: the model's own (1 if it records none).")
     max_views: Literal[1, 2, 4, 8] = Field(8, description="Most views a request may ask for (each costs one "
                                                           "inference a window); more: 422.")
-    max_tile_inferences: int = Field(872, ge=1, description=(
+    max_tile_inferences: int = Field(1016, ge=1, description=(
         "Model inputs one tile may need (its windows x views), each one inference; more: 413. The default lets any "
-        "tile within the default max_pixels, cut into 512 px windows (at most 218), be scored in 4 views, the most "
-        "a model's defaults use; 8 views only on smaller ones. Inputs are made a batch at a time, not held all at "
-        "once, and a tile's batches take turns with other requests'."))
+        "tile within the default max_pixels and at least 512 px a side, cut into 512 px windows overlapping by 128 "
+        "(at most 254), be scored in 4 views, the most a model's defaults use; 8 views only on smaller ones. "
+        "Inputs are made a batch at a time, not held all at once, and a tile's batches take turns with other "
+        "requests'."))
     decode_threads: int = Field(4, ge=1)
     shutdown_grace_s: float = Field(20.0, ge=0)
     protect_operations: bool = Field(True, description="With keys set, /metrics and the OpenAPI schema need a key "

@@ -38,7 +38,7 @@ def scene_truth(annotations: Path, scene_id: str) -> Detections:
 
 
 def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], factors: Sequence[float],
-                    conf: float | None = None, iou: float = 0.3, overlap: int = 64, views: int | None = None,
+                    conf: float | None = None, iou: float = 0.3, overlap: int = 128, views: int | None = None,
                     nms_iou: float | None = None) -> list[dict[str, Any]]:
     """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts.
     `conf`, `views`, `nms_iou`: default, the model's operating point (as `shipdet rescore` scores: a factor above 1
