@@ -34,6 +34,7 @@ def shipdet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (["evaluate", "m.onnx", "d.yaml", "--max-false-alarms", "-1"], "--max-false-alarms"),
     (["evaluate-scenes", "m.onnx", "s", "--annotations", "a.json", "--nms-iou", "0"], "--nms-iou 0.0 is not an IoU"),
     (["export", "w.pt", "--conf-at-views", "3=0.3"], "--conf-at-views: '3' is not a view count"),
+    (["evaluate-scenes", "m.onnx", "s", "--annotations", "a.json", "--factors", "4,auto"], "(or `own`)"),
     (["set-thresholds", "m.onnx", "--conf-upsampled-at-views", "1=2"], "views=1, '2', is not in (0, 1)"),
     (["set-thresholds", "m.onnx", "--conf-at-views", "1=0.3"], "model not found at m.onnx"),
 ])

@@ -61,7 +61,8 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Argument(..., help="An exported .onnx."),
         annotations: Path = typer.Option(..., help="COCO file on the scenes' pixel grid (coco_annotations.json)."),
         scenes: list[Path] = typer.Argument(..., help="Scene folders or files (e.g. the validation ports)."),
-        factors: str = typer.Option("1,2,3,4", help="Resampling factors to compare."),
+        factors: str = typer.Option("1,2,3,4", help="Resampling factors to compare; `own`: each scene's own, as the "
+                                                    "scale path chooses it from the scene's GSD (`shipdet rescore`)."),
         conf: float = typer.Option(None, help="Confidence (default: the model's operating threshold, else 0.25)."),
         iou: float = typer.Option(0.3, help="IoU for a match."),
         out: Path = typer.Option(None, help="Write scenes.json and scenes.md here."),
@@ -78,9 +79,10 @@ def register(app: typer.Typer) -> None:
         check_nms_iou_option(nms_iou)
 
         try:
-            chosen = [float(f) for f in factors.split(",")]
+            chosen = [None if f.strip() == "own" else float(f) for f in factors.split(",")]
         except ValueError:
-            raise ConfigError(f"--factors {factors!r} is not a list of numbers", "e.g. --factors 1,2,3,4") from None
+            raise ConfigError(f"--factors {factors!r} is not a list of numbers (or `own`)",
+                              "e.g. --factors 1,2,3,4,own") from None
         rows = evaluate_scenes(model, annotations, scenes, chosen, conf, iou, views=views, nms_iou=nms_iou)
         report = scenes_markdown(rows, model, iou)
         if out is not None:

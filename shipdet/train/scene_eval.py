@@ -37,16 +37,18 @@ def scene_truth(annotations: Path, scene_id: str) -> Detections:
     return Detections(dets.xyxy, dets.score, dets.class_id, class_names=dets.class_names)
 
 
-def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], factors: Sequence[float],
+def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], factors: Sequence[float | None],
                     conf: float | None = None, iou: float = 0.3, overlap: int = 128, views: int | None = None,
                     nms_iou: float | None = None) -> list[dict[str, Any]]:
-    """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts.
+    """One row per factor: precision, recall, F1 at `iou`, recall of ships under 16 native pixels, counts. A
+    factor of None is each scene's own, as the scale path chooses it from the scene's GSD (what `shipdet rescore`
+    serves).
     `conf`, `views`, `nms_iou`: default, the model's operating point (as `shipdet rescore` scores: a factor above 1
     at the model's threshold and views for upsampled imagery where it records them)."""
     from shipdet.inference.engine import Engine
     from shipdet.rescore.params import RescoreParams
     from shipdet.rescore.scene import open_scene
-    from shipdet.rescore.scoring import detect_scene
+    from shipdet.rescore.scoring import detect_scene, scoring_conf, scoring_views
     from shipdet.rescore.sources import resolve_sources
 
     engine = Engine(model, providers=["cpu"])
@@ -55,10 +57,8 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     truths = [scene_truth(annotations, s.scene_id) for s in sources]
     rows = []
     for factor in factors:
-        scored_views = engine.info.views_for(factor) if views is None else views
-        scored_conf = engine.info.conf_for(factor, scored_views) if conf is None else conf
-        params = RescoreParams(conf=scored_conf, iou=nms_iou, overlap=overlap, scale=factor, views=scored_views)
-        preds, tiles = [], 0
+        params = RescoreParams(conf=conf, iou=nms_iou, overlap=overlap, scale=factor, views=views)
+        preds, tiles, used = [], 0, []
         for source in sources:
             scene = open_scene(source)
             try:
@@ -67,9 +67,15 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
                 scene.close()
             preds.append(scored.detections)
             tiles += scored.tiles
+            used.append((scored.factor, scored.gsd_m))
+        # each scene was cut at its own factor's threshold and views (one for all where the factor is fixed)
+        scored_conf = min(scoring_conf(engine, params, f) for f, _ in used)
+        scored_views = max(scoring_views(engine, params, f) for f, _ in used)
         counts, found = match_at(preds, truths, scored_conf, iou)
         small = [b for b in recall_by_size(truths, found, [0, SMALL_NATIVE_PX]) if b["to"] == SMALL_NATIVE_PX]
-        rows.append({"factor": factor, "conf": scored_conf, "views": scored_views, "nms_iou": nms_iou,
+        rows.append({"factor": factor, "scene_factors": [f for f, _ in used],
+                     "scored_gsd_m": [None if g is None else g / f for f, g in used],
+                     "conf": scored_conf, "views": scored_views, "nms_iou": nms_iou,
                      "scenes": len(sources), "ships": int(sum(len(t) for t in truths)), "tiles": tiles,
                      "tp": counts.tp, "fp": counts.fp, "fn": counts.fn,
                      "precision": counts.precision, "recall": counts.recall, "f1": counts.f1,
@@ -102,7 +108,7 @@ def scenes_markdown(rows: list[dict[str, Any]], model: Path, iou: float) -> str:
              "| factor | GSD scored (10 m scenes) | conf | views | tiles | P | R | found (R, 95 % interval) | F1 "
              "| R < 16 native px (ships) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['factor']:g} | {10 / r['factor']:.2f} m | {r['conf']:g} | {r.get('views', 1)} | {r['tiles']} | "
+    lines += [f"| {_factor(r)} | {_scored_gsd(r)} | {r['conf']:g} | {r.get('views', 1)} | {r['tiles']} | "
               f"{r['precision']:.3f} | "
               f"{r['recall']:.3f} | {_found(r)} | {r['f1']:.3f} | {r['small_recall']:.2f} ({r['small_ships']}) |"
               for r in rows]
@@ -112,3 +118,17 @@ def scenes_markdown(rows: list[dict[str, Any]], model: Path, iou: float) -> str:
 def _found(row: dict[str, Any]) -> str:
     ci = row.get("recall_ci95")
     return f"{row['tp']} of {row['ships']}" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
+
+
+def _factor(row: dict[str, Any]) -> str:
+    if row["factor"] is not None:
+        return f"{row['factor']:g}"
+    used = row["scene_factors"]
+    return f"each scene's own (x{min(used):.2f}-x{max(used):.2f})"
+
+
+def _scored_gsd(row: dict[str, Any]) -> str:
+    if row["factor"] is not None:
+        return f"{10 / row['factor']:.2f} m"
+    known = [g for g in row.get("scored_gsd_m", []) if g is not None]
+    return f"{min(known):.2f}-{max(known):.2f} m" if known else "unknown"

@@ -98,3 +98,18 @@ def test_a_scene_without_truth_is_named(port: tuple[Path, Path], tmp_path: Path)
     write_geotiff(other / "portb_rgb.tif", np.full((64, 64, 3), 1, np.uint8), Affine(10, 0, 0, 0, -10, 0), "EPSG:32633")
     with pytest.raises(DatasetFormatError, match="portb"):
         evaluate_scenes(detect_model(tmp_path / "m.onnx"), annotations, [scene, other], [1.0])
+
+
+def test_each_scene_can_be_measured_at_its_own_factor_as_the_scale_path_chooses_it(port: tuple[Path, Path],
+                                                                                   tmp_path: Path) -> None:
+    """`--factors own`: the 10 m scene of a model declaring 2.5-5 m is upsampled x2, as `shipdet rescore` would,
+    and measured at the model's threshold for upsampled imagery."""
+    from shipdet.scale import METADATA_KEY, ScaleRange
+
+    scene, annotations = port
+    model = detect_model(tmp_path / "ranged.onnx", {CONF_METADATA_KEY: "0.7", CONF_UPSAMPLED_METADATA_KEY: "0.25",
+                                                   METADATA_KEY: ScaleRange(2.5, 5.0).to_metadata()})
+    own, fixed = evaluate_scenes(model, annotations, [scene], [None, 2.0], overlap=16)
+    assert own["scene_factors"] == [pytest.approx(2.0, rel=1e-3)] and own["conf"] == 0.25  # geodesic GSD: 10.004 m
+    assert own["tp"] == fixed["tp"] and own["tiles"] == fixed["tiles"] == 9  # 32 native px windows, 8 px overlap
+    assert "| each scene's own (x2.00-x2.00) | 5.00-5.00 m | 0.25 |" in scenes_markdown([own], model, 0.3)
