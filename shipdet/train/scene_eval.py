@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from shipdet.detections import Detections
-from shipdet.errors import DatasetFormatError
+from shipdet.errors import DatasetFormatError, DatasetNotFoundError
 from shipdet.metrics import match_at, recall_by_size
 
 SMALL_NATIVE_PX = 16.0
@@ -54,6 +54,8 @@ def evaluate_scenes(model: Path, annotations: Path, scene_dirs: Sequence[Path], 
     engine = Engine(model, providers=["cpu"])
     nms_iou = engine.info.default_iou if nms_iou is None else nms_iou
     sources = resolve_sources([str(d) for d in scene_dirs])
+    if not sources:
+        raise DatasetNotFoundError(f"no scene in {', '.join(map(str, scene_dirs))}", "give the port folders")
     truths = [scene_truth(annotations, s.scene_id) for s in sources]
     rows = []
     for factor in factors:

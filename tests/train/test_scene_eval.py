@@ -113,3 +113,11 @@ def test_each_scene_can_be_measured_at_its_own_factor_as_the_scale_path_chooses_
     assert own["scene_factors"] == [pytest.approx(2.0, rel=1e-3)] and own["conf"] == 0.25  # geodesic GSD: 10.004 m
     assert own["tp"] == fixed["tp"] and own["tiles"] == fixed["tiles"] == 9  # 32 native px windows, 8 px overlap
     assert "| each scene's own (x2.00-x2.00) | 5.00-5.00 m | 0.25 |" in scenes_markdown([own], model, 0.3)
+
+
+def test_folders_without_scenes_are_a_clear_error(port: tuple[Path, Path], tmp_path: Path) -> None:
+    from shipdet.errors import DatasetNotFoundError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="no scene in"):
+        evaluate_scenes(detect_model(tmp_path / "m.onnx"), port[1], [tmp_path / "empty"], [None])
