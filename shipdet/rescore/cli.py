@@ -21,7 +21,8 @@ def register(app: typer.Typer) -> None:
                                                         "(default: --conf, else the model's for them)."),
         iou: float = typer.Option(None, help="NMS and seam IoU (default: the model's, else 0.45)."),
         tile: int = typer.Option(None, help="Window size (default: the model's input size)."),
-        overlap: int = typer.Option(None, help="Window overlap in pixels, after resampling (default 128)."),
+        overlap: int = typer.Option(None, help="Window overlap in pixels, after resampling (default 128; at most "
+                                               "half a window)."),
         grid: str = typer.Option(None, help="Window placement: even (default: equal overlaps) or stride "
                                             "(SAHI's slices, to compare with SAHI runs)."),
         cloud_band: int = typer.Option(None, help="Band (1-based) of a cloud mask: non-zero = cloud."),

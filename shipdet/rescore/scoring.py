@@ -65,7 +65,8 @@ def scene_factor(engine: Detector, scene: Scene, params: RescoreParams) -> tuple
 
 def scene_windows(engine: Detector, scene: Scene, params: RescoreParams, factor: float) -> list[Window]:
     tile = params.tile or engine.input_size[0]
-    return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile - 1), params.grid, factor)
+    # At most half a window: a model with a small input would otherwise get windows a pixel apart.
+    return scaled_windows(scene.width, scene.height, tile, min(params.overlap, tile // 2), params.grid, factor)
 
 
 def scoring_conf(engine: Detector, params: RescoreParams, factor: float = 1.0) -> float:

@@ -365,3 +365,15 @@ def test_progress_inside_a_scene_moves_per_batch_of_windows(scenes):
         scene.close()
     assert len(heard) >= 2 and heard[-1][0] == heard[-1][1]  # batches of 4 windows, the last one completes
     assert [d for d, _ in heard] == sorted(d for d, _ in heard) and scored.tiles <= heard[-1][1]
+
+
+def test_an_overlap_is_at_most_half_a_window() -> None:
+    """The default overlap (128 px) on a model with 128 px inputs: windows half a window apart, not a pixel."""
+    from types import SimpleNamespace
+
+    from shipdet.rescore.scoring import scene_windows
+    from shipdet.tiling import tile_windows
+
+    scene = SimpleNamespace(width=300, height=260)
+    windows = scene_windows(ThresholdEngine(), scene, RescoreParams(), 1.0)  # type: ignore[arg-type]
+    assert windows == tile_windows(300, 260, 128, 64) and len(windows) == 16
