@@ -9,6 +9,9 @@ SHIPDET="${SHIPDET:-.venv/bin/shipdet}"
 # Sentinel-2 is cut at the model's working scale: upsampled x4 to 2.5 m, the coarsest GSD the model declares and
 # the one `shipdet rescore` resamples 10 m scenes to (see the model card for the measured choice; stages up to 8
 # were trained on x2 and x3); tiles at the model's input size with room for the largest ship in the overlap.
+# S2_WORKING_GSD=2.5 instead cuts each port at its own factor, from the GSD its georeference gives as `shipdet rescore`
+# reads it (the published scenes lie on Web Mercator grids: 5.8-10 m on the ground, x2.3-4; Qingdao has none: --gsd
+# 10, x4), so that a tile and the same scene through the scale path meet at one scale (stage 36).
 S2_SCALES="${S2_SCALES:-4}"
 $SHIPDET datasets airbus "$D/airbus/train_ship_segmentations_v2.csv" "$D/airbus/train_v2" --empty-fraction 1 --out "$S/airbus"
 $SHIPDET datasets voc "$D/boats/annotations" "$D/boats/images" --source boats --class-map '*=ship' --out "$S/boats"
@@ -31,10 +34,17 @@ $SHIPDET datasets yolo "$D/ucm-negatives/images" "$D/ucm-negatives/labels" --cla
     --source ucm-negatives --gsd 0.3 --group '^[a-z]+[0-9]' --out "$S/ucm"
 $SHIPDET datasets sentinel2 "$D/sentinel2-ports" --out work/s2rgb
 sets=("$S/airbus" "$S/boats" "$S/vhr" "$S/masati" "$S/ge-ports" "$S/ucm")
-for scale in $S2_SCALES; do
+s2_cuts=()
+if [ -n "${S2_WORKING_GSD:-}" ]; then
+  s2_cuts+=("--working-gsd $S2_WORKING_GSD s2own")
+else
+  for scale in $S2_SCALES; do s2_cuts+=("--scale $scale s2x$scale"); done
+fi
+for cut in "${s2_cuts[@]}"; do
+  read -r option value name <<< "$cut"
   $SHIPDET datasets coco "$D/sentinel2-ports/coco_annotations.json" --images work/s2rgb --images "$D/sentinel2-ports" \
-      --source s2ports --gsd 10 --tile 512 --overlap 128 --scale "$scale" --out "$S/s2x$scale"
-  sets+=("$S/s2x$scale")
+      --source s2ports --gsd 10 --tile 512 --overlap 128 "$option" "$value" --out "$S/$name"
+  sets+=("$S/$name")
 done
 # The Sentinel-2 tiles with ships are 3 % of the training images (202 of 6,029): listed 4 times, they weigh about
 # 12 % of an epoch (from stage 10 on; validation is never repeated). The 50 vhr training chips (harbours and

@@ -58,12 +58,15 @@ def coco(annotations: Path = typer.Argument(..., help="COCO JSON file."),
          val_group: list[str] = typer.Option([], "--val-group", help="Group(s) to hold out (e.g. an image stem)."),
          scale: float = typer.Option(1.0, help="Resample images by this factor before tiling (a model's working "
                                                 "scale: 3 turns 10 m Sentinel-2 into 3.3 m)."),
+         working_gsd: float = typer.Option(None, help="Instead of --scale: resample each image to this GSD from its "
+                                                      "own, read from its georeference as `shipdet rescore` reads "
+                                                      "it (--gsd where it has none)."),
          val_fraction: float = VAL, seed: int = SEED, strict: bool = STRICT) -> None:
     """COCO JSON: polygons or RLE masks become oriented boxes (e.g. `sentinel2-ports`)."""
     from shipdet.datasets.coco import convert_coco
 
     _done(convert_coco(annotations, images, out, ClassMap.parse(class_map), source, gsd, tile or None, overlap,
-                       min_visible, strict, val_fraction, seed, val_group, scale), out)
+                       min_visible, strict, val_fraction, seed, val_group, scale, working_gsd), out)
 
 
 @app.command()

@@ -2,7 +2,9 @@
 
 Masks and polygons give oriented boxes (minimum-area rectangle) and, as axis-aligned labels, their own tight boxes;
 bare `bbox` entries give axis-aligned ones. `scale` resamples each image (and its labels) before tiling, so that
-training tiles are cut at a model's working scale (shipdet.scale).
+training tiles are cut at a model's working scale (shipdet.scale); `working_gsd_m` instead resamples each image by
+its own factor, from the GSD its georeference gives (read as `shipdet rescore` reads it, so a training tile and a
+scene scored through the scale path meet at one scale), or `gsd_m` where it has none.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from shipdet.detections import Detections
 from shipdet.errors import ConfigError, DatasetFormatError, DatasetNotFoundError, ShipdetError
 from shipdet.geometry import points_to_obb, xyxy_to_obb
 from shipdet.progress import progress
-from shipdet.scale import resample
+from shipdet.scale import MAX_FACTOR, MIN_FACTOR, check_gsd, resample
 
 
 def decode_uncompressed_rle(counts: Sequence[int], height: int, width: int) -> NDArray[np.bool_]:
@@ -104,7 +106,8 @@ def coco_detections(anns: list[dict[str, Any]], height: int, width: int, class_m
 def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, class_map: ClassMap,
                  source: str = "coco", gsd_m: float | None = None, tile: int | None = None, overlap: int = 64,
                  min_visible: float = 0.4, strict: bool = False, val_fraction: float = 0.2, seed: int = 0,
-                 val_groups: Sequence[str] = (), scale: float = 1.0) -> ConversionReport:
+                 val_groups: Sequence[str] = (), scale: float = 1.0,
+                 working_gsd_m: float | None = None) -> ConversionReport:
     if not annotations.is_file():
         raise DatasetNotFoundError(f"COCO annotations not found at {annotations}")
     try:
@@ -119,7 +122,11 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
     index = ImageIndex(image_roots)
     if not 0.125 <= scale <= 8:
         raise ConfigError(f"--scale {scale} is outside 1/8-8", "Sentinel-2 at a 3.3 m working scale is --scale 3")
-    working_gsd = None if gsd_m is None else gsd_m / scale
+    if working_gsd_m is not None:
+        if scale != 1.0:
+            raise ConfigError("--scale and --working-gsd both set", "give one: a factor for all, or a target GSD")
+        check_gsd(working_gsd_m)
+    working_gsd = working_gsd_m or (None if gsd_m is None else gsd_m / scale)
     writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=working_gsd, scale=scale)
     for image_id, meta in progress(sorted(images.items()), desc=source, total=len(images), unit="image"):
         name = str(meta["file_name"])
@@ -134,9 +141,10 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
                 raise DatasetFormatError(f"{path}: is {width}x{height}, {annotations} says "
                                          f"{meta.get('width')}x{meta.get('height')}")
             dets, oriented = coco_detections(by_image[image_id], height, width, class_map, categories)
-            if scale != 1.0:
-                image = resample(image, scale)
-                dets = dets.scaled(scale, scale)  # uniform, so oriented boxes stay rectangles (< 0.5 px off)
+            factor = scale if working_gsd_m is None else _own_factor(path, gsd_m, working_gsd_m)
+            if factor != 1.0:
+                image = resample(image, factor)
+                dets = dets.scaled(factor, factor)  # uniform, so oriented boxes stay rectangles (< 0.5 px off)
                 height, width = image.shape[:2]
         except (ShipdetError, ValueError, KeyError, SyntaxError) as exc:
             if strict:
@@ -145,7 +153,21 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
             continue
         stem = Path(name).stem
         if tile and max(height, width) > tile:
-            writer.add_tiled(stem, image, dets, stem, oriented, tile, overlap, min_visible)
+            writer.add_tiled(stem, image, dets, stem, oriented, tile, overlap, min_visible, factor)
         else:
-            writer.add(stem, image, dets, stem, oriented)
+            writer.add(stem, image, dets, stem, oriented, factor)
     return writer.close(val_fraction, seed, val_groups)
+
+
+def _own_factor(path: Path, fallback_gsd_m: float | None, working_gsd_m: float) -> float:
+    """The factor that brings `path` from its own GSD (else `fallback_gsd_m`) to `working_gsd_m`."""
+    from shipdet.rescore.scene import image_gsd_m
+
+    gsd = image_gsd_m(path) or fallback_gsd_m
+    if gsd is None:
+        raise DatasetFormatError(f"{path}: no georeference, so no GSD to resample from", "give --gsd for such images")
+    factor = check_gsd(gsd) / working_gsd_m
+    if not MIN_FACTOR <= factor <= MAX_FACTOR:
+        raise DatasetFormatError(f"{path}: {gsd:g} m to {working_gsd_m:g} m is a factor of {factor:.3g}, outside "
+                                 f"{MIN_FACTOR:g}-{MAX_FACTOR:g}")
+    return factor

@@ -100,27 +100,29 @@ class YoloSetWriter:
         if not link.exists():
             os.symlink("../images", link)
 
-    def add(self, name: str, image: NDArray[np.uint8], dets: Detections, group: str, oriented: bool) -> None:
-        """One training image (RGB uint8) with its labels (pixels of that image)."""
+    def add(self, name: str, image: NDArray[np.uint8], dets: Detections, group: str, oriented: bool,
+            scale: float | None = None) -> None:
+        """One training image (RGB uint8) with its labels (pixels of that image); `scale`: the resampling applied
+        to this image where it is not the set's."""
         height, width = image.shape[:2]
         write_jpeg(self.out / "images" / f"{name}.jpg", image)
         (self.out / "labels" / f"{name}.txt").write_text(_lines(dets, width, height, False))
         (self.out / "obb" / "labels" / f"{name}.txt").write_text(_lines(dets, width, height, True))
         self.rows.append({"name": name, "group": group, "source": self.source,
                           "gsd_m": "" if self.gsd_m is None else f"{self.gsd_m:g}",
-                          "oriented": str(int(oriented)), "n_boxes": str(len(dets)), "scale": f"{self.scale:g}",
-                          "labelled": "1"})
+                          "oriented": str(int(oriented)), "n_boxes": str(len(dets)),
+                          "scale": f"{self.scale if scale is None else scale:g}", "labelled": "1"})
         self.report.images += 1
         self.report.boxes += len(dets)
         self.report.empty_images += int(len(dets) == 0)
 
     def add_tiled(self, name: str, image: NDArray[np.uint8], dets: Detections, group: str, oriented: bool,
-                  tile: int, overlap: int, min_visible: float) -> None:
+                  tile: int, overlap: int, min_visible: float, scale: float | None = None) -> None:
         """A large image cut into tiles (windows shifted inward at edges), labels clipped, slivers dropped."""
         height, width = image.shape[:2]
         for w in tile_windows(width, height, tile, overlap):
             crop = image[w.row:w.row + w.height, w.col:w.col + w.width]
-            self.add(f"{name}_{w.col}_{w.row}", crop, clip_to_window(dets, w, min_visible), group, oriented)
+            self.add(f"{name}_{w.col}_{w.row}", crop, clip_to_window(dets, w, min_visible), group, oriented, scale)
 
     def add_unlabelled(self, name: str, group: str) -> None:
         """An image whose labels were lost: neither a positive nor a ship-free example, so it is not written. Its

@@ -21,7 +21,7 @@ from shapely.ops import transform as shapely_transform
 from shipdet.errors import DatasetFormatError
 from shipdet.georef import GeoReference
 from shipdet.imaging import Stretch, band_percentiles
-from shipdet.rescore.sources import SceneSource, date_from_name, parse_time
+from shipdet.rescore.sources import SceneSource, date_from_name, parse_time, resolve_sources
 from shipdet.tiling import Window
 
 log = logging.getLogger(__name__)
@@ -208,3 +208,14 @@ def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | No
         for ds in datasets:
             ds.close()
         raise
+
+
+def image_gsd_m(path: Path) -> float | None:
+    """Metres per pixel of one image as `shipdet rescore` would read it (its own georeference, a world file with a
+    .prj, or the band files of its folder on the same pixel grid); None where it has none."""
+    folder_scenes = [s for s in resolve_sources([str(path.parent)]) if s.paths[0] == path]
+    scene = open_scene(folder_scenes[0] if folder_scenes else SceneSource(path.stem, [path]))
+    try:
+        return scene.gsd_m()
+    finally:
+        scene.close()
