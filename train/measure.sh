@@ -5,7 +5,7 @@
 # its operating threshold (default 0.28, the shipped model's) into work/measure/NAME, then
 #   - `shipdet evaluate` on the validation split (operating points, false alarms, per source);
 #   - `shipdet evaluate-scenes` at the working scale (x4; FACTORS=4,5 for more) on the two held-out ports and on
-#     all nine.
+#     all nine (`own`: each scene at the factor the scale path picks from its georeference).
 # VIEWS (default 1) exports it to be scored in that many views, fused, as every figure here then is; NMS_IOU
 # (default 0.45) records its NMS IoU, which every figure is measured at, as the service and `rescore` serve;
 # CONF_UPSAMPLED (default: none, CONF everywhere) its threshold for imagery the scale path upsamples, and
@@ -57,7 +57,7 @@ for source, s in sorted(m["by_source"].items()):
           f"R {s.get('recall') or 0:.3f}, F1 {s.get('f1') or 0:.3f}{alarms}")
 for scenes in ("scenes-val", "scenes-all"):
     for factor in sys.argv[2].split(","):
-        rows = [line for line in (out / scenes / "scenes.md").read_text().splitlines()
-                if line.startswith(f"| {factor} ")]
+        prefix = "| each scene's own" if factor == "own" else f"| {factor} "
+        rows = [line for line in (out / scenes / "scenes.md").read_text().splitlines() if line.startswith(prefix)]
         print(f"  {scenes} x{factor}: {rows[0] if rows else f'no row at x{factor}'}")
 EOF
