@@ -163,7 +163,10 @@ def _own_factor(path: Path, fallback_gsd_m: float | None, working_gsd_m: float) 
     """The factor that brings `path` from its own GSD (else `fallback_gsd_m`) to `working_gsd_m`."""
     from shipdet.rescore.scene import image_gsd_m
 
-    gsd = image_gsd_m(path) or fallback_gsd_m
+    try:
+        gsd = image_gsd_m(path) or fallback_gsd_m
+    except OSError as exc:  # rasterio's read errors: a band file beside the image that cannot be opened
+        raise DatasetFormatError(f"{path}: its georeference could not be read ({exc})") from exc
     if gsd is None:
         raise DatasetFormatError(f"{path}: no georeference, so no GSD to resample from", "give --gsd for such images")
     factor = check_gsd(gsd) / working_gsd_m

@@ -69,3 +69,12 @@ def test_scale_and_working_gsd_are_exclusive(tmp_path: Path) -> None:
     ann = _coco(tmp_path / "c.json", [])
     with pytest.raises(ConfigError, match="--scale and --working-gsd"):
         convert_coco(ann, [tmp_path], tmp_path / "out", ClassMap.parse(None), scale=3.0, working_gsd_m=2.5)
+
+
+def test_an_unreadable_band_file_beside_an_image_is_a_skip_not_a_traceback(tmp_path: Path) -> None:
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(tmp_path / "scene_rgb8.jpg")
+    (tmp_path / "2023-04-08_Sentinel-2_L2A_B02_(Raw).tiff").write_bytes(b"not a tiff")
+    ann = _coco(tmp_path / "c.json", [("scene_rgb8.jpg", 40, 30, [10, 8, 8, 2])])
+    report = convert_coco(ann, [tmp_path], tmp_path / "out", ClassMap.parse(None), gsd_m=10.0, working_gsd_m=2.5)
+    assert report.images == 0
+    assert len(report.skipped) == 1 and "its georeference could not be read" in report.skipped[0]
