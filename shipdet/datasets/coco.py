@@ -128,6 +128,7 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
         check_gsd(working_gsd_m)
     working_gsd = working_gsd_m or (None if gsd_m is None else gsd_m / scale)
     writer = YoloSetWriter(out, class_map.class_names, source=source, gsd_m=working_gsd, scale=scale)
+    folder_sources = FolderSources()
     for image_id, meta in progress(sorted(images.items()), desc=source, total=len(images), unit="image"):
         name = str(meta["file_name"])
         try:
@@ -141,7 +142,7 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
                 raise DatasetFormatError(f"{path}: is {width}x{height}, {annotations} says "
                                          f"{meta.get('width')}x{meta.get('height')}")
             dets, oriented = coco_detections(by_image[image_id], height, width, class_map, categories)
-            factor = scale if working_gsd_m is None else _own_factor(path, gsd_m, working_gsd_m)
+            factor = scale if working_gsd_m is None else _own_factor(path, gsd_m, working_gsd_m, folder_sources)
             if factor != 1.0:
                 image = resample(image, factor)
                 dets = dets.scaled(factor, factor)  # uniform, so oriented boxes stay rectangles (< 0.5 px off)
@@ -159,12 +160,22 @@ def convert_coco(annotations: Path, image_roots: Sequence[Path], out: Path, clas
     return writer.close(val_fraction, seed, val_groups)
 
 
-def _own_factor(path: Path, fallback_gsd_m: float | None, working_gsd_m: float) -> float:
+class FolderSources(dict[Path, list[Any]]):
+    """The scenes `shipdet rescore` finds in each image folder, resolved once per folder (not once per image)."""
+
+    def __missing__(self, folder: Path) -> list[Any]:
+        from shipdet.rescore.sources import resolve_sources
+
+        self[folder] = resolve_sources([str(folder)])
+        return self[folder]
+
+
+def _own_factor(path: Path, fallback_gsd_m: float | None, working_gsd_m: float, folders: FolderSources) -> float:
     """The factor that brings `path` from its own GSD (else `fallback_gsd_m`) to `working_gsd_m`."""
     from shipdet.rescore.scene import image_gsd_m
 
     try:
-        gsd = image_gsd_m(path) or fallback_gsd_m
+        gsd = image_gsd_m(path, folders[path.parent]) or fallback_gsd_m
     except OSError as exc:  # rasterio's read errors: a band file beside the image that cannot be opened
         raise DatasetFormatError(f"{path}: its georeference could not be read ({exc})") from exc
     if gsd is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -210,10 +211,12 @@ def open_scene(source: SceneSource, cloud_band: int | None = None, crs: str | No
         raise
 
 
-def image_gsd_m(path: Path) -> float | None:
+def image_gsd_m(path: Path, folder_sources: Sequence[SceneSource] | None = None) -> float | None:
     """Metres per pixel of one image as `shipdet rescore` would read it (its own georeference, a world file with a
-    .prj, or the band files of its folder on the same pixel grid); None where it has none."""
-    folder_scenes = [s for s in resolve_sources([str(path.parent)]) if s.paths[0] == path]
+    .prj, or the band files of its folder on the same pixel grid); None where it has none. `folder_sources`: what
+    `resolve_sources` finds in the image's folder, where a caller asking for many of its images already has it."""
+    sources = resolve_sources([str(path.parent)]) if folder_sources is None else folder_sources
+    folder_scenes = [s for s in sources if s.paths[0] == path]
     scene = open_scene(folder_scenes[0] if folder_scenes else SceneSource(path.stem, [path]))
     try:
         return scene.gsd_m()
