@@ -111,12 +111,15 @@ class WindowDetector(Protocol):
     def detect(self, images: Sequence[NDArray[np.uint8]], conf: float = 0.25, iou: float = 0.45
                ) -> list[Detections]: ...
 
+    def for_factor(self, factor: float) -> WindowDetector: ...
+
 
 def detect_resampled(detector: WindowDetector, windows: Sequence[NDArray[np.uint8]], factor: float, conf: float,
                      iou: float) -> list[Detections]:
-    """Each window resampled by `factor`, scored, and its boxes mapped back to the window's own pixels."""
+    """Each window resampled by `factor`, scored (by the model's graph for upsampled imagery where it has one and
+    `factor` upsamples), and its boxes mapped back to the window's own pixels."""
     resampled = [resample(w, factor) for w in windows]
-    found = detector.detect(resampled, conf=conf, iou=iou)
+    found = detector.for_factor(factor).detect(resampled, conf=conf, iou=iou)
     if factor == 1.0:
         return found
     return [d.scaled(w.shape[1] / r.shape[1], w.shape[0] / r.shape[0])

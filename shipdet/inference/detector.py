@@ -50,3 +50,8 @@ class Detector(Protocol):
 
     def detect(self, images: Sequence[NDArray[np.uint8]], conf: float = 0.25, iou: float = 0.45
                ) -> list[Detections]: ...
+
+    def for_factor(self, factor: float) -> Detector:
+        """The detector for images resampled by `factor` before scoring (1: as posted): a model with a graph for
+        upsampled imagery (`shipdet.inference.companion`) gives that one for factors above 1, else itself."""
+        ...

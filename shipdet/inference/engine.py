@@ -18,8 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shipdet.detections import Detections
+from shipdet.errors import ModelLoadError
 from shipdet.inference.decode import decode_image
-from shipdet.inference.model import ModelInfo, load_model_info, resolve_providers, session_options
+from shipdet.inference.model import ModelInfo, file_sha256, load_model_info, resolve_providers, session_options
+from shipdet.inference.operating_point import is_upsampled
 from shipdet.inference.postprocess import DEFAULT_MAX_DET, Letterbox, decode_yolo, letterbox_into
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,10 @@ class Engine:
 
     def __init__(self, model: Path, providers: Sequence[str] = ("cuda", "cpu"), max_batch: int = 16,
                  threads: int = 0, verify: bool = True, trt_cache: Path | None = None,
-                 prep_threads: int = 0, streams: int = 0) -> None:
+                 prep_threads: int = 0, streams: int = 0, companion: bool = True) -> None:
+        """`verify`: refuse a model whose sha256 differs from its card's, or a companion graph whose sha256 differs
+        from the one the model names; `companion`: load the model's graph for upsampled imagery where it names one
+        (`for_factor`)."""
         import onnxruntime as ort
 
         self.info: ModelInfo = load_model_info(Path(model), verify=verify)
@@ -62,6 +67,10 @@ class Engine:
         batch_dim = self.session.get_inputs()[0].shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
         self.max_batch = self.fixed_batch or max_batch
+        self.upsampled: Engine | None = None  # the companion graph scoring imagery the scale path upsampled
+        if companion and self.info.upsampled_graph is not None:
+            self.upsampled = self._load_companion(verify, providers=providers, max_batch=max_batch, threads=threads,
+                                                  trt_cache=trt_cache, prep_threads=prep_threads, streams=streams)
         self.on_cuda = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         # An operator who pins `threads` gets exactly that many; streams then default to one.
         self.streams = streams or (cpu_count() if threads == 0 else 1)
@@ -79,8 +88,35 @@ class Engine:
             self._stream_session = ort.InferenceSession(str(model), sess_options=session_options(1),
                                                         providers=["CPUExecutionProvider"])
             self._stream_pool = ThreadPoolExecutor(self.streams, thread_name_prefix="shipdet-stream")
-        log.info("model %s (%s, %s) on %s, %d stream(s)", self.info.path.name, self.info.task,
-                 self.info.sha256[:12], ", ".join(self.providers), self.streams)
+        log.info("model %s (%s, %s) on %s, %d stream(s)%s", self.info.path.name, self.info.task,
+                 self.info.sha256[:12], ", ".join(self.providers), self.streams,
+                 f"; upsampled imagery: {self.upsampled.info.path.name}" if self.upsampled is not None else "")
+
+    def _load_companion(self, verify: bool, **engine_args: Any) -> Engine:
+        ref = self.info.upsampled_graph
+        assert ref is not None
+        path, model = ref.beside(self.info.path), self.info.path
+        if not path.is_file():
+            raise ModelLoadError(f"{model} names {ref.file} as its graph for upsampled imagery; it is not beside it",
+                                 "copy it beside the model (`shipdet export --upsampled-weights` writes both)")
+        if verify and (sha := file_sha256(path)) != ref.sha256:
+            raise ModelLoadError(f"{path} has sha256 {sha[:12]}..., {model.name} names {ref.sha256[:12]}...",
+                                 "the file was changed or corrupted: re-export the pair")
+        other = Engine(path, verify=False, companion=False, **engine_args)
+        a, b = self.info, other.info
+        pairs = (("task", a.task, b.task), ("classes", a.names, b.names), ("input size", a.imgsz, b.imgsz),
+                 ("batch size", self.fixed_batch, other.fixed_batch))
+        differ = [what for what, mine, theirs in pairs if mine != theirs]
+        if differ:
+            other.close()
+            raise ModelLoadError(f"{path.name} differs from {model.name} in its {', '.join(differ)}",
+                                 "the two graphs of a model must take the same input and give the same classes")
+        return other
+
+    def for_factor(self, factor: float) -> Engine:
+        """The graph that scores imagery resampled by `factor` before scoring (1: as posted): the companion for
+        upsampled imagery where the model has one, else this one."""
+        return self.upsampled if self.upsampled is not None and is_upsampled(factor) else self
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -160,6 +196,8 @@ class Engine:
         return self.postprocess(self._infer_stream(tile), [box], conf, iou, classes, max_det)[0]
 
     def close(self) -> None:
+        if self.upsampled is not None:
+            self.upsampled.close()
         for pool in (self._stream_pool, self._stage, self._prep_pool):
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -170,3 +208,5 @@ class Engine:
         self.detect([blank])
         if self._stream_pool is not None:
             self.detect([blank] * self.streams)
+        if self.upsampled is not None:
+            self.upsampled.warmup()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shipdet.errors import ModelLoadError
+from shipdet.inference.companion import CompanionGraph, companion_from_metadata
 from shipdet.inference.operating_point import (
     FALLBACK_CONF,
     FALLBACK_NMS_IOU,
@@ -46,6 +47,7 @@ class ModelInfo:
     upsampled_views: int | None = None  # the views for imagery the scale path upsampled (None: default_views)
     conf_at_views: dict[int, float] = field(default_factory=dict)  # thresholds measured for other view counts
     upsampled_conf_at_views: dict[int, float] = field(default_factory=dict)  # the same, imagery upsampled
+    upsampled_graph: CompanionGraph | None = None  # the graph that scores imagery the scale path upsampled
 
     def conf_for(self, factor: float, views: int | None = None) -> float:
         """The threshold a tile resampled by `factor` before scoring (1: as posted) is served at, scored in `views`
@@ -127,7 +129,7 @@ def load_model_info(path: Path, verify: bool = True) -> ModelInfo:
     return ModelInfo(path, sha, task, names, imgsz, int(props.get("stride", 32)), props, card, operating_conf(props),
                      operating_views(props), operating_iou(props), operating_upsampled_conf(props),
                      operating_upsampled_views(props), operating_conf_at_views(props),
-                     operating_conf_at_views(props, upsampled=True))
+                     operating_conf_at_views(props, upsampled=True), companion_from_metadata(props, path))
 
 
 def session_options(threads: int = 0) -> Any:

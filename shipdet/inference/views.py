@@ -156,3 +156,7 @@ class ViewedDetector:
     def detect(self, images: Sequence[NDArray[np.uint8]], conf: float = 0.25, iou: float = 0.45
                ) -> list[Detections]:
         return detect_in_views(self.detector, images, self.count, conf, iou)
+
+    def for_factor(self, factor: float) -> ViewedDetector:
+        graph = self.detector.for_factor(factor)
+        return self if graph is self.detector else ViewedDetector(graph, self.count)

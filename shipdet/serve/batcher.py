@@ -3,7 +3,8 @@ only while other tiles are being decoded (a lone request is not held back for co
 
 Requests arrive already decoded and letterboxed (in the request's own worker thread); the batcher stacks
 them, runs the session in one background thread (off the event loop) and decodes each request's output with
-that request's own thresholds.
+that request's own thresholds. A model with a graph for upsampled imagery (`shipdet.inference.companion`) scores
+the tiles the scale path upsampled with that graph: a batch that holds both kinds runs each graph on its own part.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DetectParams:
     classes: list[int] | None = None
     max_det: int = DEFAULT_MAX_DET
     views: int = 1  # each window is scored in this many views and fused (shipdet.inference.views)
+    factor: float = 1.0  # the resampling the scale path applied: it chooses the graph (`Engine.for_factor`)
 
 
 @dataclass
@@ -155,11 +157,14 @@ class DynamicBatcher:
         return [item for item in batch if not item.future.done()]  # drop requests already timed out
 
     def _infer(self, items: list[_Item]) -> list[Detections | Exception]:
-        batch = np.stack([item.tensor for item in items])
-        if self.engine.fixed_batch and len(items) < self.engine.fixed_batch:
-            batch = np.concatenate([batch, np.zeros((self.engine.fixed_batch - len(items), *batch.shape[1:]),
-                                                    dtype=batch.dtype)])
-        raw = self.engine.infer(batch)
+        raw: list[NDArray[np.float32]] = [np.empty(0, np.float32)] * len(items)
+        by_graph: dict[int, tuple[Engine, list[int]]] = {}
+        for i, item in enumerate(items):
+            graph = self.engine.for_factor(item.params.factor)
+            by_graph.setdefault(id(graph), (graph, []))[1].append(i)
+        for graph, indices in by_graph.values():
+            for i, output in zip(indices, self._run_graph(graph, [items[i].tensor for i in indices]), strict=False):
+                raw[i] = output
         info = self.engine.info
         out: list[Detections | Exception] = []
         for i, item in enumerate(items):
@@ -169,6 +174,15 @@ class DynamicBatcher:
             except Exception as exc:
                 out.append(exc)
         return out
+
+    @staticmethod
+    def _run_graph(graph: Engine, tensors: list[NDArray[np.float32]]) -> NDArray[np.float32]:
+        """One graph's raw output for its tiles of a batch (padded to a fixed batch size where it has one)."""
+        batch = np.stack(tensors)
+        if graph.fixed_batch and len(tensors) < graph.fixed_batch:
+            batch = np.concatenate([batch, np.zeros((graph.fixed_batch - len(tensors), *batch.shape[1:]),
+                                                    dtype=batch.dtype)])
+        return graph.infer(batch)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

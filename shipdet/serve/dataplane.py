@@ -45,12 +45,14 @@ class TileResult:
     params: DetectParams
     max_det_reached: bool = False
     timing_ms: dict[str, float] = field(default_factory=dict)
+    graph: str = "main"  # "upsampled": the model's graph for upsampled imagery scored it
 
     def summary(self) -> dict[str, Any]:
         """The JSON fields every protocol may report beside the detections."""
         return {"image": {"width": self.width, "height": self.height, "bands": self.bands,
                           "dtype": self.source_dtype, "georeferenced": self.ref is not None},
-                "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows},
+                "scale": {"gsd_m": self.gsd_m, "factor": round(self.factor, 6), "windows": self.windows,
+                          "graph": self.graph},
                 "thresholds": {"conf": self.params.conf, "iou": self.params.iou, "max_det": self.params.max_det,
                                "max_det_reached": self.max_det_reached, "views": self.params.views},
                 "timing_ms": {k: round(v, 3) for k, v in self.timing_ms.items()}}
@@ -235,7 +237,7 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
                 max(deadline - time.perf_counter(), 0.001))
             # The model's threshold and views for what the scale path made of the tile, unless the request set them.
             params = replace(params, conf=svc.default_conf(tile.factor, tile.views) if q.conf is None else params.conf,
-                             views=tile.views)
+                             views=tile.views, factor=tile.factor)
             # A view is decoded at conf / views: a ship no view scores that high cannot reach conf fused.
             per_view = replace(params, conf=view_conf(params.conf, params.views))
             queued = batcher.enqueue(tile.first[:1], per_view)  # the one place its capacity check held for it
@@ -265,8 +267,9 @@ async def detect_tile(svc: ServiceState, data: bytes, q: DetectParameters, given
         dets = georeference(dets, tile.ref)
     timing["total"] = (time.perf_counter() - started) * 1000
     decoded = tile.decoded
+    graph = "main" if engine.for_factor(tile.factor) is engine else "upsampled"
     return TileResult(dets, tile.ref, int(width), int(height), decoded.bands, decoded.source_dtype, tile.gsd_m,
-                      tile.factor, len(tile.windows), params, reached, timing)
+                      tile.factor, len(tile.windows), params, reached, timing, graph)
 
 
 async def detect_tiles(svc: ServiceState, tiles: list[bytes], params: DetectParameters,

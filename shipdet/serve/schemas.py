@@ -12,6 +12,7 @@ class ModelRef(BaseModel):
     name: str
     version: str
     sha256: str
+    upsampled_graph_sha256: str | None = None  # the graph scoring upsampled imagery, where the model has one
 
 
 class ImageInfo(BaseModel):

@@ -84,7 +84,10 @@ class ServiceState:
 
     def model_summary(self) -> dict[str, Any]:
         info = self.engine_or_503().info
-        return {"name": info.name, "version": info.version, "sha256": info.sha256}
+        summary: dict[str, Any] = {"name": info.name, "version": info.version, "sha256": info.sha256}
+        if info.upsampled_graph is not None:  # pinned by the model's own sha256: its metadata names it
+            summary["upsampled_graph_sha256"] = info.upsampled_graph.sha256
+        return summary
 
     def default_conf(self, factor: float = 1.0, views: int | None = None) -> float:
         """The threshold a request gets unless it asks for one: the operator's setting, else the model's own for a

@@ -72,16 +72,18 @@ def image_sources(images: Sequence[Path]) -> tuple[list[str], list[float], list[
 
 
 def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf: float = 0.001,
-                   views: int | None = None, nms_iou: float | None = None) -> Predictor:
+                   views: int | None = None, nms_iou: float | None = None, factor: float = 1.0) -> Predictor:
     """`views`: the views each image is scored in and fused; `nms_iou`: the NMS IoU (default: the model's own,
-    what the service and `shipdet rescore` score with)."""
+    what the service and `shipdet rescore` score with); `factor`: the resampling the images went through, which
+    chooses the model's graph (its graph for upsampled imagery where it has one), as served."""
     from shipdet.inference.engine import Engine
     from shipdet.inference.views import detect_in_views
 
     engine = Engine(model, providers=providers)
+    graph = engine.for_factor(factor)
     count = engine.info.default_views if views is None else views
     iou = engine.info.default_iou if nms_iou is None else nms_iou
-    return lambda images: detect_in_views(engine, images, count, conf=conf, iou=iou)
+    return lambda images: detect_in_views(graph, images, count, conf=conf, iou=iou)
 
 
 def torch_predictor(weights: Path, imgsz: int, conf: float = 0.001, iou: float = FALLBACK_NMS_IOU) -> Predictor:
@@ -221,8 +223,9 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
     predict = predictor or (onnx_predictor(model, views=views, nms_iou=nms_iou) if info is not None
                             else torch_predictor(model, imgsz, iou=nms_iou))
     predict_upsampled = predict
-    if predictor is None and info is not None and views_upsampled not in (None, views):
-        predict_upsampled = onnx_predictor(model, views=views_upsampled, nms_iou=nms_iou)
+    if predictor is None and info is not None and (views_upsampled not in (None, views)
+                                                   or info.upsampled_graph is not None):
+        predict_upsampled = onnx_predictor(model, views=views_upsampled or views, nms_iou=nms_iou, factor=math.inf)
     preds: list[Detections] = []
     truths: list[Detections] = []
     shown: list[NDArray[np.uint8]] = []
@@ -247,6 +250,8 @@ def evaluate_model(model: Path, data: Path, out: Path, conf: float | None = None
                                    conf_upsampled)
     if predictor is None:
         metrics["nms_iou"] = nms_iou
+        if info is not None and info.upsampled_graph is not None:  # it scored the upsampled images
+            metrics["upsampled_graph"] = {"file": info.upsampled_graph.file, "sha256": info.upsampled_graph.sha256}
         if views is not None:
             metrics["views"] = views
             metrics["views_upsampled"] = views if views_upsampled is None else views_upsampled

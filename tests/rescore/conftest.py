@@ -57,6 +57,9 @@ class ThresholdEngine:
             out.append(Detections(np.array(boxes, dtype=float).reshape(-1, 4), np.full(n, 0.9), np.zeros(n, int)))
         return out
 
+    def for_factor(self, factor: float) -> ThresholdEngine:
+        return self  # one graph for all imagery
+
 
 def write_scene(path: Path, ships: list[tuple[int, int, int, int]], size: tuple[int, int] = (300, 260),
                 offset: float = 0.0) -> Path:

@@ -32,8 +32,8 @@ def test_coarse_tile_is_upsampled_and_boxes_map_back(scaled_server: LiveServer) 
     # A uniform tile keeps its mean brightness when resampled, so the fake model's boxes depend on size only.
     small = detect(scaled_server, png(32, 32, 128), gsd=4.0).json()
     big = detect(scaled_server, png(64, 64, 128)).json()
-    assert small["scale"] == {"gsd_m": 4.0, "factor": 2.0, "windows": 1}
-    assert big["scale"] == {"gsd_m": None, "factor": 1.0, "windows": 1}  # no GSD: scored as it is
+    assert small["scale"] == {"gsd_m": 4.0, "factor": 2.0, "windows": 1, "graph": "main"}
+    assert big["scale"] == {"gsd_m": None, "factor": 1.0, "windows": 1, "graph": "main"}  # no GSD: scored as it is
     assert small["image"]["width"] == 32  # boxes and sizes are in the tile's own pixels
     assert len(small["detections"]) == len(big["detections"]) > 0
     for a, b in zip(small["detections"], big["detections"], strict=True):
@@ -58,8 +58,9 @@ def test_a_tile_that_letterboxing_would_make_coarser_than_the_range_is_scored_in
     inside = detect(scaled_server, png(80, 80, 128), gsd=1.5).json()
     coarsened = detect(scaled_server, png(96, 96, 128), gsd=1.5).json()
     unknown = detect(scaled_server, png(96, 96, 128)).json()
-    assert inside["scale"] == {"gsd_m": 1.5, "factor": 1.0, "windows": 1}
-    assert coarsened["scale"] == {"gsd_m": 1.5, "factor": 1.0, "windows": 4}  # 96 px in 64 px windows: 2 x 2
+    assert inside["scale"] == {"gsd_m": 1.5, "factor": 1.0, "windows": 1, "graph": "main"}
+    # 96 px in 64 px windows: 2 x 2
+    assert coarsened["scale"] == {"gsd_m": 1.5, "factor": 1.0, "windows": 4, "graph": "main"}
     assert unknown["scale"]["windows"] == 1  # without a GSD the tile is letterboxed whole, as before
     boxes = np.array([d["xyxy"] for d in coarsened["detections"]])
     assert len(boxes) > 0 and (boxes >= -0.5).all() and (boxes <= 96.5).all()
