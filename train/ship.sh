@@ -7,7 +7,9 @@
 # with CONF from `shipdet evaluate`'s thresholds for each domain; VIEWS_UPSAMPLED (default: none, VIEWS for all
 # imagery) the views of that imagery. CONF_AT_VIEWS and CONF_UPSAMPLED_AT_VIEWS (e.g. 1=0.30,2=0.28; default none):
 # thresholds measured for other view counts, which requests asking for those views without one get (an exported
-# model takes them later with `shipdet set-thresholds`).
+# model takes them later with `shipdet set-thresholds`). UPSAMPLED_WEIGHTS (default: none, one graph for all imagery):
+# the weights of a second graph that scores the imagery the scale path upsamples (another run's best.pt, measured
+# on that imagery), exported beside the model as shipdet-default.upsampled.onnx.
 # Export from the run folder (a copied best.pt loses the run record, so the card would lose the data, commit and
 # lineage), with its INT8 twin and docs/default-model/limitations.md in the card (update it first); then the
 # figures the card and docs quote: `shipdet evaluate` into docs/default-model, and whole Sentinel-2 scenes at
@@ -28,6 +30,7 @@ case "$PT" in work/runs/*/weights/*.pt) ;; *) echo "export from a run folder (wo
     ${VIEWS_UPSAMPLED:+--views-upsampled "$VIEWS_UPSAMPLED"} \
     ${CONF_AT_VIEWS:+--conf-at-views "$CONF_AT_VIEWS"} \
     ${CONF_UPSAMPLED_AT_VIEWS:+--conf-upsampled-at-views "$CONF_UPSAMPLED_AT_VIEWS"} \
+    ${UPSAMPLED_WEIGHTS:+--upsampled-weights "$UPSAMPLED_WEIGHTS"} \
     --notes "$DOCS/limitations.md" \
     --out weights/shipdet-default.onnx
 "${SHIPDET[@]}" evaluate weights/shipdet-default.onnx "$DATA" --out "$DOCS"

@@ -67,6 +67,17 @@ def _scale_line(gsd_range: Any) -> str:
             "before tiling (`shipdet rescore`, `POST /v1/detect?gsd=`)")
 
 
+def _upsampled_graph_lines(graph: dict[str, Any] | None) -> list[str]:
+    """The companion graph that scores upsampled imagery, where the model has one (`shipdet.inference.companion`)."""
+    if not graph:
+        return []
+    training = graph.get("training", {})
+    return [f"- imagery the scale path upsamples (coarser than the scale range, e.g. Sentinel-2) is scored by a "
+            f"second graph, `{graph['file']}` (sha256 `{graph['sha256']}`, named in this model's metadata and "
+            f"checked at load), trained with `{training.get('command', 'unknown')}` (commit "
+            f"`{training.get('git_commit', 'unknown')}`); its parity with PyTorch: {graph.get('parity')}"]
+
+
 def card_markdown(card: dict[str, Any]) -> str:
     training = card.get("training", {})
     config = training.get("config", {})
@@ -96,7 +107,8 @@ def card_markdown(card: dict[str, Any]) -> str:
              *([f"- thresholds measured for other views, which a request (or operator) asking for those views "
                 f"without a threshold gets: {_at_views(card)}"]
                if card.get("conf_at_views") or card.get("conf_upsampled_at_views") else []),
-             f"- parity with PyTorch: {card['parity']}"]
+             f"- parity with PyTorch: {card['parity']}",
+             *_upsampled_graph_lines(card.get("upsampled_graph"))]
     stages, record = [], training
     while record.get("parent"):
         record = record["parent"]

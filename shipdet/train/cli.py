@@ -204,6 +204,10 @@ def register(app: typer.Typer) -> None:
                                                        "with --conf-upsampled (default: --views for all imagery)."),
         conf_at_views: str = typer.Option(None, help=CONF_AT_VIEWS_HELP),
         conf_upsampled_at_views: str = typer.Option(None, help=CONF_UPSAMPLED_AT_VIEWS_HELP),
+        upsampled_weights: Path = typer.Option(None, help="Weights of a second graph that scores the imagery the "
+                                                          "scale path upsamples (e.g. Sentinel-2), exported beside "
+                                                          "the model as <stem>.upsampled.onnx with its own parity "
+                                                          "check (default: one graph for all imagery)."),
     ) -> None:
         """Export to ONNX with metadata, a model card (JSON + Markdown) and a parity check against PyTorch."""
         from shipdet.errors import ConfigError
@@ -223,7 +227,8 @@ def register(app: typer.Typer) -> None:
                             conf_upsampled=conf_upsampled, views_upsampled=views_upsampled,
                             conf_at_views=parse_conf_at_views(conf_at_views),
                             conf_upsampled_at_views=parse_conf_at_views(conf_upsampled_at_views,
-                                                                        "--conf-upsampled-at-views"))
+                                                                        "--conf-upsampled-at-views"),
+                            upsampled_weights=upsampled_weights)
         typer.echo(f"exported {card['file']} (sha256 {card['sha256'][:12]}...)")
 
     @app.command("set-thresholds")

@@ -37,15 +37,20 @@ class ExportParityError(ShipdetError):
     """The exported model's detections differ from PyTorch's."""
 
 
-def _sample_tiles(data: Path | None, imgsz: int, count: int = 8) -> list[np.ndarray]:
-    """Letterboxed sample tiles (uint8, imgsz x imgsz): from the data's val split, else synthetic scenes."""
+def _sample_tiles(data: Path | None, imgsz: int, count: int = 8, upsampled: bool = False) -> list[np.ndarray]:
+    """Letterboxed sample tiles (uint8, imgsz x imgsz): from the data's val split (`upsampled`: those its sets
+    upsampled to the working scale, where it has some), else synthetic scenes."""
     from shipdet.datasets.images import read_rgb8
+    from shipdet.inference.operating_point import is_upsampled
     from shipdet.inference.postprocess import letterbox_into
 
     if data is not None:
-        from shipdet.train.evaluate import split_images
+        from shipdet.train.evaluate import image_sources, split_images
 
-        images = [read_rgb8(p) for p in split_images(data, "val")[:count]]
+        paths = split_images(data, "val")
+        if upsampled:
+            paths = [p for p, s in zip(paths, image_sources(paths)[2], strict=True) if is_upsampled(s)] or paths
+        images = [read_rgb8(p) for p in paths[:count]]
     else:
         from shipdet.datasets.synth import SynthConfig, make_scene
 
@@ -64,7 +69,7 @@ def parity_check(onnx_path: Path, weights: Path, tiles: list[np.ndarray], imgsz:
     from shipdet.metrics import pairwise_iou
     from shipdet.train.evaluate import torch_predictor
 
-    ours = Engine(onnx_path, providers=["cpu"], verify=False).detect(tiles, conf=conf, iou=iou)
+    ours = Engine(onnx_path, providers=["cpu"], verify=False, companion=False).detect(tiles, conf=conf, iou=iou)
     theirs = torch_predictor(weights, imgsz, conf=conf, iou=iou)(tiles)
     worst_iou, worst_score, n = 1.0, 0.0, 0
     for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
@@ -86,6 +91,50 @@ def parity_check(onnx_path: Path, weights: Path, tiles: list[np.ndarray], imgsz:
     return result
 
 
+def parity_at_some_conf(onnx_path: Path, weights: Path, tiles: list[np.ndarray], imgsz: int) -> dict[str, Any]:
+    """Parity where the model finds something: a young model finds little at 0.25."""
+    for parity_conf in (0.25, 0.1, 0.05, 0.02):
+        parity = parity_check(onnx_path, weights, tiles, imgsz, conf=parity_conf)
+        if parity["detections"] >= 5:
+            break
+    return parity
+
+
+def _onnx_export(weights: Path, target: Path, imgsz: int, dynamic: bool, batch: int, half: bool) -> Any:
+    """`weights` exported to `target` by ultralytics; returns the loaded YOLO model."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    exported = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, half=half,
+                                 simplify=True, device=0 if half else "cpu", verbose=False))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if exported.resolve() != target.resolve():
+        shutil.move(str(exported), target)
+    return model
+
+
+def export_companion(weights: Path, main: Path, imgsz: int, dynamic: bool, batch: int, half: bool,
+                     tiles: list[np.ndarray], name: str, version: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The graph for upsampled imagery, from `weights`, beside `main` (`<stem>.upsampled.onnx`) with its parity
+    check: the metadata that names it in the main model, and the card's entry for it."""
+    from shipdet.inference.companion import CompanionGraph, companion_path
+
+    if not weights.is_file():
+        raise ShipdetError(f"--upsampled-weights not found at {weights}", "pass <run>/weights/best.pt")
+    target = companion_path(main)
+    model = _onnx_export(weights, target, imgsz, dynamic, batch, half)
+    if model.task != "detect" and model.task != "obb":
+        raise ShipdetError(f"{weights} is a {model.task} model", "the upsampled graph must be a detector")
+    record = read_run_record(weights)
+    write_metadata(target, {"shipdet_name": f"{name} (upsampled imagery)", "shipdet_version": version,
+                            "dataset_sha256": str(record.get("dataset_sha256", "unknown")),
+                            "training_commit": str(record.get("git_commit", "unknown"))})
+    parity = parity_at_some_conf(target, weights, tiles, imgsz)
+    ref = CompanionGraph(target.name, file_sha256(target))
+    return ref.to_metadata(), {"file": ref.file, "sha256": ref.sha256, "task": model.task, "parity": parity,
+                               "training": record}
+
+
 def training_gsd_range(data: Path | None) -> ScaleRange | None:
     """The ground sample distances of the training images whose GSD is recorded (their sets' manifests)."""
     if data is None:
@@ -103,7 +152,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                  gsd_range: ScaleRange | None = None, conf: float | None = None, views: int = 1,
                  nms_iou: float | None = None, conf_upsampled: float | None = None,
                  views_upsampled: int | None = None, conf_at_views: dict[int, float] | None = None,
-                 conf_upsampled_at_views: dict[int, float] | None = None) -> dict[str, Any]:
+                 conf_upsampled_at_views: dict[int, float] | None = None,
+                 upsampled_weights: Path | None = None) -> dict[str, Any]:
     """`gsd_range`: the scale range the model declares (the service and re-scoring resample imagery into it);
     default: the range of the training images' recorded GSDs. `conf`: the operating threshold the model is served
     at by default (none recorded: 0.25); `views`: the views each tile is scored in and fused, by default
@@ -112,10 +162,10 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
     upsamples (coarser than the range), chosen from `shipdet evaluate`'s operating points of those images (none
     recorded: `conf` for all imagery); `views_upsampled`: the views for that imagery (none recorded: `views`);
     `conf_at_views`, `conf_upsampled_at_views`: thresholds measured for other view counts ({views: conf}), served
-    to a request asking for those views without a threshold."""
+    to a request asking for those views without a threshold; `upsampled_weights`: the weights of a second graph
+    that scores the imagery the scale path upsamples (`shipdet.inference.companion`), exported beside the model."""
     ensure_offline()
     import torch
-    from ultralytics import YOLO
 
     if half and not torch.cuda.is_available():
         raise ShipdetError("FP16 export needs a CUDA device", "export FP32 here, or run on a GPU machine")
@@ -134,13 +184,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                                      served_conf if conf_upsampled is None else conf_upsampled)
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
-    model = YOLO(str(weights))
-    exported = Path(model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, half=half,
-                                 simplify=True, device=0 if half else "cpu", verbose=False))
     target = out or weights.with_suffix(".onnx")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if exported.resolve() != target.resolve():
-        shutil.move(str(exported), target)
+    model = _onnx_export(weights, target, imgsz, dynamic, batch, half)
     for stale in (target.with_suffix(".card.json"), target.with_suffix(".card.md")):
         stale.unlink(missing_ok=True)  # it describes the file just replaced; the new card comes at the end
     record = read_run_record(weights)
@@ -162,12 +207,17 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
     if nms_iou is not None:
         extra[NMS_IOU_METADATA_KEY] = repr(float(nms_iou))
     extra.update(at_views)
-    write_metadata(target, extra)
     tiles = _sample_tiles(data, imgsz)
-    for parity_conf in (0.25, 0.1, 0.05, 0.02):  # a young model finds little at 0.25: compare where it finds some
-        parity = parity_check(target, weights, tiles, imgsz, conf=parity_conf)
-        if parity["detections"] >= 5:
-            break
+    companion: dict[str, Any] | None = None
+    if upsampled_weights is not None:
+        names, companion = export_companion(upsampled_weights, target, imgsz, dynamic, batch, half,
+                                            _sample_tiles(data, imgsz, upsampled=True), name, version)
+        if companion["task"] != model.task:
+            raise ShipdetError(f"--upsampled-weights is a {companion['task']} model, the model a {model.task} one",
+                               "both graphs must be of one task")
+        extra.update(names)
+    write_metadata(target, extra)
+    parity = parity_at_some_conf(target, weights, tiles, imgsz)
     card: dict[str, Any] = {"name": name, "version": version, "file": target.name, "sha256": file_sha256(target),
                             "task": model.task, "imgsz": imgsz, "dynamic_batch": dynamic, "fp16": half,
                             "names": {int(k): v for k, v in model.names.items()}, "parity": parity,
@@ -178,7 +228,7 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                             "default_nms_iou": FALLBACK_NMS_IOU if nms_iou is None else float(nms_iou),
                             "default_conf_upsampled": None if conf_upsampled is None else float(conf_upsampled),
                             "default_views_upsampled": views if views_upsampled is None else views_upsampled,
-                            **card_entries(at_views)}
+                            **card_entries(at_views), "upsampled_graph": companion}
     if notes is not None:
         card["notes"] = notes.read_text()
     if int8:

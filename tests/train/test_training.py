@@ -169,6 +169,29 @@ def test_evaluate_export_and_serve(run, tmp_path):
     assert all(0.0 <= o["f1"] <= 1.0 for o in metrics["operating_points"]) and "Operating points" in report
 
 
+def test_export_a_pair_whose_second_graph_scores_upsampled_imagery(run, tmp_path):
+    from shipdet.inference.companion import companion_path
+    from shipdet.inference.engine import Engine
+    from shipdet.inference.model import file_sha256
+    from shipdet.train.export import export_model
+
+    weights = run["folder"] / "weights"
+    card = export_model(weights / "best.pt", tmp_path / "pair.onnx", imgsz=64, data=run["data"], name="pair",
+                        int8=True, upsampled_weights=weights / "last.pt")
+    companion = companion_path(tmp_path / "pair.onnx")
+    graph = card["upsampled_graph"]
+    assert graph["file"] == companion.name == "pair.upsampled.onnx" and graph["sha256"] == file_sha256(companion)
+    assert graph["parity"]["min_matched_iou"] >= 0.99 and graph["training"]["git_commit"]  # its own parity, lineage
+    engine = Engine(tmp_path / "pair.onnx", providers=["cpu"])  # both sha256s checked
+    assert engine.upsampled is not None and engine.upsampled.info.path == companion
+    assert engine.info.upsampled_graph is not None and engine.info.upsampled_graph.sha256 == graph["sha256"]
+    assert f"`{companion.name}` (sha256 `{graph['sha256']}`" in (tmp_path / "pair.card.md").read_text()
+    # the INT8 twin quantizes both graphs and names its own companion
+    twin = Engine(tmp_path / "pair.int8.onnx", providers=["cpu"])
+    assert twin.upsampled is not None and twin.upsampled.info.path.name == "pair.int8.upsampled.onnx"
+    assert card["int8"]["upsampled_graph"]["sha256"] == file_sha256(tmp_path / "pair.int8.upsampled.onnx")
+
+
 def test_unfold_rebuilds_a_trainable_model_from_its_onnx_export(run, tmp_path):
     from ultralytics import YOLO
 
