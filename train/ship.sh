@@ -10,10 +10,10 @@
 # model takes them later with `shipdet set-thresholds`). UPSAMPLED_WEIGHTS (default: none, one graph for all imagery):
 # the weights of a second graph that scores the imagery the scale path upsamples (another run's best.pt, measured
 # on that imagery), exported beside the model as shipdet-default.upsampled.onnx.
-# Export from the run folder (a copied best.pt loses the run record, so the card would lose the data, commit and
-# lineage), with its INT8 twin and docs/default-model/limitations.md in the card (update it first); then the
-# figures the card and docs quote: `shipdet evaluate` into docs/default-model, and whole Sentinel-2 scenes at
-# factors 1-4 (held-out ports: scenes-val.md; all nine: scenes-all.md). Afterwards, by hand: measured.md, then
+# Export from the run folder, or the folder `shipdet unfold` wrote (a copied best.pt loses the run record, so the
+# card would lose the data, commit and lineage), with its INT8 twin and docs/default-model/limitations.md in the
+# card (update it first); then the figures the card and docs quote: `shipdet evaluate` into docs/default-model, and
+# whole Sentinel-2 scenes at factors 1-4 (held-out ports: scenes-val.md; all nine: scenes-all.md). Afterwards, by hand: measured.md, then
 #   shipdet card weights/shipdet-default.onnx --measured docs/default-model/measured.md --title "..."
 # and the stages table, docs/benchmarks.md's detector section and the README's threshold.
 set -euo pipefail
@@ -22,7 +22,12 @@ PT="${1:?weights, e.g. work/runs/default-yolo11n-512-stage13/weights/best.pt}"; 
 VERSION="${3:?version, YYYY.MM.DD.n}"
 DOCS=docs/default-model
 source train/ports.sh
-case "$PT" in work/runs/*/weights/*.pt) ;; *) echo "export from a run folder (work/runs/NAME/weights/best.pt)" >&2; exit 2;; esac
+for pt in "$PT" ${UPSAMPLED_WEIGHTS:+"$UPSAMPLED_WEIGHTS"}; do
+  if [ ! -f "$(dirname "$pt")/shipdet_run.json" ] && [ ! -f "$(dirname "$(dirname "$pt")")/shipdet_run.json" ]; then
+    echo "$pt: export weights whose run record is beside them (work/runs/NAME/weights/best.pt, or what" \
+         "\`shipdet unfold\` wrote): without it the card loses the data, commit and lineage" >&2; exit 2
+  fi
+done
 # The scale range is the one every shipped model since stage 9 declares: 0.1 m (aerial) to 2.5 m (Sentinel-2 x4).
 "${SHIPDET[@]}" export "$PT" --imgsz "$(trained_imgsz "$PT")" --data "$DATA" --int8 \
     --name shipdet-default --version "$VERSION" --conf "$CONF" --views "${VIEWS:-1}" --gsd-range 0.1,2.5 \
