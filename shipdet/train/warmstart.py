@@ -191,6 +191,7 @@ def unfold_model(onnx_path: Path, out: Path, data: Path, model_yaml: str = "yolo
     random.Random(seed).shuffle(train_images)
     imgsz = int(info.imgsz[0])
     model = unfold_onnx(onnx_path, model_yaml, len(info.names), train_images[:images], imgsz, info.task)
+    model.names = dict(info.names)  # else ultralytics names classes by number, and the export records {0: '0'}
     difference = max_output_difference(model, onnx_path, train_images[images:images + 4] or train_images[:4], imgsz)
     write_checkpoint(model, out, onnx_path, model_yaml, imgsz, info.task)
     card_file = card_path(onnx_path)

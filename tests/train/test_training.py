@@ -207,6 +207,7 @@ def test_unfold_rebuilds_a_trainable_model_from_its_onnx_export(run, tmp_path):
     assert record["parent"]["dataset_sha256"] == read_run_record(weights)["dataset_sha256"]  # lineage kept
     model = YOLO(str(tmp_path / "warm" / "tiny.pt"), task="obb")  # what `shipdet train --model` loads
     assert model.model is not None and sum(p.numel() for p in model.model.parameters()) > 0
+    assert model.names == {0: "ship"}  # the exported model's class names, which its own export records again
 
 
 @pytest.mark.slow
