@@ -173,13 +173,20 @@ async def models(request: Request, svc: Service) -> dict[str, Any]:
 
 def public_card(card: dict[str, Any]) -> dict[str, Any]:
     """The model card as key holders see it: data, metrics, scale range, lineage commits; not the training
-    commands and local paths of the machines it was made on."""
-    public = {k: v for k, v in card.items() if k != "training"}
-    stages, record = [], card.get("training") or {}
+    commands and local paths of the machines it was made on (its graph for upsampled imagery likewise)."""
+    public = _without_training(card)
+    if isinstance(card.get("upsampled_graph"), dict):
+        public["upsampled_graph"] = _without_training(card["upsampled_graph"])
+    return public
+
+
+def _without_training(entry: dict[str, Any]) -> dict[str, Any]:
+    """`entry` with its training record replaced by the commits and dataset hashes of its stages."""
+    stages, record = [], entry.get("training") or {}
     while record:
         stages.append({"git_commit": record.get("git_commit"), "dataset_sha256": record.get("dataset_sha256")})
         record = record.get("parent") or {}
-    return {**public, "training_stages": stages}
+    return {**{k: v for k, v in entry.items() if k != "training"}, "training_stages": stages}
 
 
 @router.get("/healthz", summary="Alive")

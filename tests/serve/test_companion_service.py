@@ -1,6 +1,7 @@
 """`POST /v1/detect` on a model with a graph for upsampled imagery: a tile the scale path upsampled is scored by that
 graph and the answer says so; a tile scored as posted goes to the main graph."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +41,17 @@ def test_the_model_summary_names_the_companion_by_its_sha256(pair_server: LiveSe
     companion = write_pair(tmp_path).with_name("pair.upsampled.onnx")  # the same bytes as the served one
     answer = detect(pair_server, png(64, 64, 128))
     assert answer["model"]["upsampled_graph_sha256"] == file_sha256(companion)
+
+
+def test_the_public_card_keeps_each_graph_s_lineage_but_not_its_commands() -> None:
+    from shipdet.serve.routes import public_card
+
+    card = {"name": "m", "training": {"command": "shipdet train /home/a/x", "git_commit": "a", "dataset_sha256": "d",
+                                      "parent": {"command": "shipdet unfold /home/a/y", "git_commit": "b"}},
+            "upsampled_graph": {"file": "m.upsampled.onnx", "sha256": "f" * 64,
+                                "training": {"command": "shipdet train /home/a/z", "git_commit": "c"}}}
+    public = public_card(card)
+    assert "command" not in json.dumps(public) and "/home/" not in json.dumps(public)
+    assert [s["git_commit"] for s in public["training_stages"]] == ["a", "b"]
+    assert public["upsampled_graph"]["training_stages"] == [{"git_commit": "c", "dataset_sha256": None}]
+    assert public["upsampled_graph"]["sha256"] == "f" * 64
