@@ -26,10 +26,13 @@ SOURCE_LICENCES = {
 
 
 def _training_metrics(weights: Path) -> dict[str, Any]:
-    """The best epoch's validation metrics from ultralytics' results.csv, and the number of epochs run."""
+    """The best epoch's validation metrics from ultralytics' results.csv, and the number of epochs run; for weights
+    `shipdet unfold` rebuilt from an exported model, those its card gave (recorded by unfold)."""
     results = weights.parent.parent / "results.csv"
     if not results.is_file():
-        return {}
+        from shipdet.train.records import read_run_record
+
+        return dict(read_run_record(weights).get("training_metrics") or {})
     rows = list(csv.DictReader(results.open()))
     if not rows:
         return {}
@@ -41,18 +44,25 @@ def _training_metrics(weights: Path) -> dict[str, Any]:
 
 
 def _sources(record: dict[str, Any]) -> list[str]:
-    """The sources the run trained on, as recorded when it started; runs recorded before that field: the split
-    the data YAML has now (which may have been remade since)."""
-    if "sources" in record:
-        return [str(s) for s in record["sources"]]
-    data = record.get("dataset")
-    return dataset_sources(Path(str(data))) if data else []
+    """The sources the run and the runs it started from trained on (the weights carry what each stage learnt), as
+    each recorded when it started; runs recorded before that field: the split the data YAML has now (which may have
+    been remade since)."""
+    found: list[str] = []
+    while record:
+        if "sources" in record:
+            found += [str(s) for s in record["sources"]]
+        elif record.get("dataset"):
+            found += dataset_sources(Path(str(record["dataset"])))
+        record = record.get("parent") or {}
+    return sorted(set(found))
 
 
 def write_card(onnx_path: Path, card: dict[str, Any], weights: Path) -> None:
     record = card.get("training", {})
     card["training_metrics"] = _training_metrics(weights)
-    card["data_sources"] = {s: SOURCE_LICENCES.get(s, "unknown: check before use") for s in _sources(record)}
+    graph = card.get("upsampled_graph") or {}
+    sources = sorted(set(_sources(record)) | set(_sources(graph.get("training") or {})))
+    card["data_sources"] = {s: SOURCE_LICENCES.get(s, "unknown: check before use") for s in sources}
     evaluation = weights.parent.parent / "eval" / "metrics.json"
     if evaluation.is_file():
         card["evaluation"] = json.loads(evaluation.read_text())

@@ -203,5 +203,7 @@ def unfold_model(onnx_path: Path, out: Path, data: Path, model_yaml: str = "yolo
               "max_output_difference": difference}
     if card.get("training"):
         record["parent"] = card["training"]
+    if card.get("training_metrics"):  # the results.csv they came from stays with the run that trained them
+        record["training_metrics"] = card["training_metrics"]
     (out.parent / "shipdet_run.json").write_text(json.dumps(record, indent=2, default=str))
     return record

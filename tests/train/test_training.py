@@ -282,6 +282,27 @@ def test_card_licences_are_those_of_the_sources_the_run_trained_on(tmp_path):
     assert list(licences) == ["coarse", "masati"] and "unknown" not in licences["coarse"]
 
 
+def test_a_card_of_unfolded_weights_keeps_its_lineage_s_licences_and_training_metrics(tmp_path):
+    """Weights `shipdet unfold` rebuilt (no results.csv, a record whose own config trained nothing) and a second graph
+    from another run: the card names every source either lineage learnt from, and the training metrics unfold kept."""
+    from shipdet.train.card import write_card
+
+    weights = tmp_path / "warm" / "unfolded.pt"
+    weights.parent.mkdir()
+    metrics = {"epochs_run": 2, "best_epoch": 2, "mAP50(B)": 0.55}
+    (weights.parent / "shipdet_run.json").write_text(json.dumps(
+        {"config": {"model": None}, "command": "shipdet unfold m.onnx", "training_metrics": metrics,
+         "parent": {"sources": ["masati"], "parent": {"sources": ["boats"]}}}))
+    record = json.loads((weights.parent / "shipdet_run.json").read_text())
+    card = {"name": "m", "version": "1", "file": "m.onnx", "sha256": "0", "task": "detect", "imgsz": 512,
+            "names": {0: "ship"}, "parity": {}, "training": record,
+            "upsampled_graph": {"file": "m.upsampled.onnx", "sha256": "1", "training": {"sources": ["s2ports"]}}}
+    write_card(tmp_path / "m.onnx", card, weights)
+    written = json.loads((tmp_path / "m.card.json").read_text())
+    assert list(written["data_sources"]) == ["boats", "masati", "s2ports"]
+    assert written["training_metrics"] == metrics
+
+
 def test_gpu_kit_packs_and_trains_end_to_end_on_the_cpu(run, tmp_path, monkeypatch):
     from bench.gpu_train import pack
     from bench.gpu_train import run as run_kit
