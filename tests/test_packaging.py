@@ -68,6 +68,8 @@ def test_installed_service_serves_its_bundled_model(installed: Path) -> None:
         model = r.json()["models"][0]
         card = json.loads((installed / "shipdet" / "weights" / "shipdet-default.card.json").read_text())
         assert model["name"] == "shipdet-default" and model["sha256"] == card["sha256"]
+        if card.get("upsampled_graph"):  # installed beside it, loaded and checked with it
+            assert model["upsampled_graph_sha256"] == card["upsampled_graph"]["sha256"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
