@@ -162,7 +162,7 @@ class DynamicBatcher:
         for i, item in enumerate(items):
             graph = self.engine.for_factor(item.params.factor)
             by_graph.setdefault(id(graph), (graph, []))[1].append(i)
-        for graph, indices in by_graph.values():
+        for graph, indices in by_graph.values():  # zip drops the rows that pad a graph's fixed batch size
             for i, output in zip(indices, self._run_graph(graph, [items[i].tensor for i in indices]), strict=False):
                 raw[i] = output
         info = self.engine.info

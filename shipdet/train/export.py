@@ -119,12 +119,8 @@ def export_companion(weights: Path, main: Path, imgsz: int, dynamic: bool, batch
     check: the metadata that names it in the main model, and the card's entry for it."""
     from shipdet.inference.companion import CompanionGraph, companion_path
 
-    if not weights.is_file():
-        raise ShipdetError(f"--upsampled-weights not found at {weights}", "pass <run>/weights/best.pt")
     target = companion_path(main)
     model = _onnx_export(weights, target, imgsz, dynamic, batch, half)
-    if model.task != "detect" and model.task != "obb":
-        raise ShipdetError(f"{weights} is a {model.task} model", "the upsampled graph must be a detector")
     record = read_run_record(weights)
     write_metadata(target, {"shipdet_name": f"{name} (upsampled imagery)", "shipdet_version": version,
                             "dataset_sha256": str(record.get("dataset_sha256", "unknown")),
@@ -133,6 +129,22 @@ def export_companion(weights: Path, main: Path, imgsz: int, dynamic: bool, batch
     ref = CompanionGraph(target.name, file_sha256(target))
     return ref.to_metadata(), {"file": ref.file, "sha256": ref.sha256, "task": model.task, "parity": parity,
                                "training": record}
+
+
+def check_pair(weights: Path, upsampled_weights: Path) -> None:
+    """Before anything is written: the two graphs of a model must be of one task with the same classes."""
+    from ultralytics import YOLO
+
+    if not upsampled_weights.is_file():
+        raise ShipdetError(f"--upsampled-weights not found at {upsampled_weights}", "pass <run>/weights/best.pt")
+    main, other = YOLO(str(weights)), YOLO(str(upsampled_weights))
+    if main.task != other.task:
+        raise ShipdetError(f"--upsampled-weights is a {other.task} model, the model a {main.task} one",
+                           "both graphs must be of one task")
+    if dict(main.names) != dict(other.names):
+        raise ShipdetError(f"--upsampled-weights names its classes {dict(other.names)}, the model "
+                           f"{dict(main.names)}", "train both on one class list (an unfolded checkpoint from before "
+                           "commit ba609b5 names its class '0': set its names to the model's)")
 
 
 def training_gsd_range(data: Path | None) -> ScaleRange | None:
@@ -184,6 +196,8 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
                                      served_conf if conf_upsampled is None else conf_upsampled)
     if notes is not None and not notes.is_file():
         raise ShipdetError(f"notes file not found at {notes}", "pass a Markdown file (e.g. the limitations)")
+    if upsampled_weights is not None:
+        check_pair(weights, upsampled_weights)
     target = out or weights.with_suffix(".onnx")
     model = _onnx_export(weights, target, imgsz, dynamic, batch, half)
     for stale in (target.with_suffix(".card.json"), target.with_suffix(".card.md")):
@@ -212,9 +226,6 @@ def export_model(weights: Path, out: Path | None = None, imgsz: int = 640, dynam
     if upsampled_weights is not None:
         names, companion = export_companion(upsampled_weights, target, imgsz, dynamic, batch, half,
                                             _sample_tiles(data, imgsz, upsampled=True), name, version)
-        if companion["task"] != model.task:
-            raise ShipdetError(f"--upsampled-weights is a {companion['task']} model, the model a {model.task} one",
-                               "both graphs must be of one task")
         extra.update(names)
     write_metadata(target, extra)
     parity = parity_at_some_conf(target, weights, tiles, imgsz)

@@ -192,6 +192,24 @@ def test_export_a_pair_whose_second_graph_scores_upsampled_imagery(run, tmp_path
     assert card["int8"]["upsampled_graph"]["sha256"] == file_sha256(tmp_path / "pair.int8.upsampled.onnx")
 
 
+def test_export_refuses_a_pair_whose_classes_differ_before_writing_anything(run, tmp_path):
+    import torch
+
+    from shipdet.errors import ShipdetError
+    from shipdet.train.export import export_model
+
+    weights = run["folder"] / "weights"
+    checkpoint = torch.load(weights / "last.pt", map_location="cpu", weights_only=False)
+    for key in ("model", "ema"):
+        if checkpoint.get(key) is not None:
+            checkpoint[key].names = {0: "boat"}
+    torch.save(checkpoint, tmp_path / "boats.pt")
+    with pytest.raises(ShipdetError, match="names its classes"):
+        export_model(weights / "best.pt", tmp_path / "pair.onnx", imgsz=64, data=run["data"],
+                     upsampled_weights=tmp_path / "boats.pt")
+    assert not list(tmp_path.glob("pair*"))  # nothing exported, nothing a loader could half-trust
+
+
 def test_unfold_rebuilds_a_trainable_model_from_its_onnx_export(run, tmp_path):
     from ultralytics import YOLO
 
