@@ -55,6 +55,9 @@ class DynamicBatcher:
         self.max_delay = max_delay_ms / 1000.0
         self.queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipdet-infer")
+        # A batch holding both kinds of tile runs the two graphs side by side: one after the other, the cores one
+        # graph's part leaves idle (an odd tile on its streams) would wait for it.
+        self._graph_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipdet-graph")
         self.on_batch = on_batch  # callable(batch_size, seconds) for metrics
         self._task: asyncio.Task[None] | None = None
         self.incoming = 0  # tiles being decoded that will be submitted next (event-loop only)
@@ -68,6 +71,7 @@ class DynamicBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.executor.shutdown(wait=True)
+        self._graph_pool.shutdown(wait=True)
 
     @property
     def depth(self) -> int:
@@ -162,9 +166,14 @@ class DynamicBatcher:
         for i, item in enumerate(items):
             graph = self.engine.for_factor(item.params.factor)
             by_graph.setdefault(id(graph), (graph, []))[1].append(i)
-        for graph, indices in by_graph.values():  # zip drops the rows that pad a graph's fixed batch size
-            for i, output in zip(indices, self._run_graph(graph, [items[i].tensor for i in indices]), strict=False):
-                raw[i] = output
+        parts = list(by_graph.values())
+        later = [self._graph_pool.submit(self._run_graph, graph, [items[i].tensor for i in indices])
+                 for graph, indices in parts[1:]]
+        outputs = [self._run_graph(parts[0][0], [items[i].tensor for i in parts[0][1]])]
+        outputs += [future.result() for future in later]
+        for (_, indices), output in zip(parts, outputs, strict=True):
+            for i, row in zip(indices, output, strict=False):  # zip drops the rows that pad a fixed batch size
+                raw[i] = row
         info = self.engine.info
         out: list[Detections | Exception] = []
         for i, item in enumerate(items):
