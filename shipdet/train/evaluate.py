@@ -79,7 +79,7 @@ def onnx_predictor(model: Path, providers: Sequence[str] = ("cuda", "cpu"), conf
     from shipdet.inference.engine import Engine
     from shipdet.inference.views import detect_in_views
 
-    engine = Engine(model, providers=providers)
+    engine = Engine(model, providers=providers, companion=is_upsampled(factor))  # only the graph it will use
     graph = engine.for_factor(factor)
     count = engine.info.default_views if views is None else views
     iou = engine.info.default_iou if nms_iou is None else nms_iou

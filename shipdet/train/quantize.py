@@ -30,12 +30,12 @@ def _tiles(data: Path, split: str, count: int, upsampled: bool | None = None) ->
 
 def bare_throughputs(models: list[Path], batch: np.ndarray, repeats: int = 7) -> list[float]:
     """Inference only, in the layout the engine runs it here (on a CPU: single-threaded streams side by side), in
-    tiles a second for each model: timed in turns, one call of each per round, so that load which comes and goes on
-    a shared machine falls on all of them alike (medians)."""
+    tiles a second for each model (its main graph): timed in turns, one call of each per round, so that load which
+    comes and goes on a shared machine falls on all of them alike (medians)."""
     from shipdet.inference.engine import Engine
     from shipdet.timing import timed_interleaved
 
-    engines = [Engine(model, providers=["cpu"], verify=False) for model in models]
+    engines = [Engine(model, providers=["cpu"], verify=False, companion=False) for model in models]
     try:
         times = timed_interleaved({str(i): partial(e.infer, batch) for i, e in enumerate(engines)}, repeats)
     finally:
